@@ -169,6 +169,8 @@ _EVENT_NAME = re.compile(r"[A-Za-z][0-9A-Za-z_-]*(?::[A-Za-z][0-9A-Za-z_-]*)+")
 _PV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _SELECT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DIRECTIVE_NAME = re.compile(r"[A-Za-z_]+")
+_DIGITS = frozenset("0123456789")
+_ID_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -252,16 +254,26 @@ class Lexer:
     def _span(self, start: int, end: int) -> Span:
         return Span(self.file, start, end, self.origin)
 
-    def _error(self, code: str, message: str, start: int, end: int, label: str = "",
-               help: str | None = None, notes: tuple[str, ...] = ()) -> None:
+    def _error(
+        self,
+        code: str,
+        message: str,
+        start: int,
+        end: int,
+        label: str = "",
+        *,
+        help: str | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> None:
         self.sink.emit(
             Diagnostic.error(code, message, self._span(start, end), label, help=help, notes=notes)
         )
 
     def _make(self, kind: str, start: int, end: int, value: Any = None) -> Token:
         text = self.text[start:end]
-        token = Token(kind, text, text if value is None else value, self._span(start, end),
-                      self._line_start)
+        token = Token(
+            kind, text, text if value is None else value, self._span(start, end), self._line_start
+        )
         self._line_start = False
         self._recent = [*self._recent[-1:], kind]
         return token
@@ -380,15 +392,17 @@ class Lexer:
         while (token := self.next()) is not None:
             yield token
 
-    def next(self) -> Token | None:  # noqa: PLR0911 - one return per token shape
+    def next(self) -> Token | None:
         self._skip_space()
         if self.pos >= self.end:
             return None
         text, pos = self.text, self.pos
         c = text[pos]
 
-        if self._line_start and self.directives and (
-            text.startswith("#!", pos) or text.startswith("!!", pos)
+        if (
+            self._line_start
+            and self.directives
+            and (text.startswith("#!", pos) or text.startswith("!!", pos))
         ):
             return self._directive()
 
@@ -415,13 +429,13 @@ class Lexer:
             return self._pvar(pos)
         if c == "@" and _SELECT_NAME.match(text, pos + 1, self.end):
             return self._select(pos)
-        if c.isdigit() or c == ":" or c in "abcdefABCDEF":
+        if c in _DIGITS or c == ":" or c in "abcdefABCDEF":
             token = self._address(pos)
             if token is not None:
                 return token
-        if c.isdigit():
+        if c in _DIGITS:
             return self._number(pos)
-        if c.isalpha() or c == "_":
+        if c in _ID_START:
             return self._word(pos)
         for op, kind in OPERATORS:
             if text.startswith(op, pos):
@@ -434,7 +448,7 @@ class Lexer:
         end = pos + 1
         while end < self.end and not (
             self.text[end].isspace()
-            or self.text[end].isalnum()
+            or self.text[end] in _WORD_CHARS
             or self.text[end] in "\"'$@;,(){}[]=<>!&|+-*/"
         ):
             end += 1
@@ -445,7 +459,9 @@ class Lexer:
         name = repr(self.text[pos])[1:-1]
         self._error(
             "E0104",
-            f"unexpected {what} `{shown}`" if shown.isprintable() else f"unexpected {what} `{name}`",
+            f"unexpected {what} `{shown}`"
+            if shown.isprintable()
+            else f"unexpected {what} `{name}`",
             pos,
             end,
             "not part of the config language",
@@ -461,8 +477,7 @@ class Lexer:
         word = m.group()
         for colon_word in COLON_WORDS:
             if text.startswith(colon_word, pos) and (
-                pos + len(colon_word) >= self.end
-                or text[pos + len(colon_word)] not in _WORD_CHARS
+                pos + len(colon_word) >= self.end or text[pos + len(colon_word)] not in _WORD_CHARS
             ):
                 self.pos = pos + len(colon_word)
                 return self._make("ID", pos, self.pos)
@@ -578,33 +593,41 @@ class Lexer:
         text = self.text
         opener = text[pos]
         single = opener in TYPOGRAPHIC_SINGLE or opener == "\u2019"
-        closers = (
-            {"\u2019", "\u2018", "'"} if single else {"\u201d", "\u201c", "\u00bb", '"'}
-        )
+        closers = {"\u2019", "\u2018", "'"} if single else {"\u201d", "\u201c", "\u00bb", '"'}
         i = pos + 1
         nl = text.find("\n", pos, self.end)
         line_end = self.end if nl == -1 else nl
         while i < line_end and text[i] not in closers:
             i += 1
         straight = "'" if single else '"'
-        if i < line_end:
-            end = i + 1
-            bad = [(pos, opener)] + ([(i, text[i])] if text[i] != straight else [])
-        else:
-            end = line_end
-            bad = [(pos, opener)]
+        if i >= line_end:
+            self._error(
+                "E0101",
+                "unterminated string",
+                pos,
+                pos + 1,
+                f"this string opens with the typographic quote `{opener}` and is never closed",
+                help=f"use straight quotes `{straight}` on both sides of the string",
+            )
+            self.pos = line_end
+            body = text[pos + 1 : line_end]
+            return self._make(
+                "STRING", pos, line_end, body if single else decode_dq_string(body)[0]
+            )
+        end = i + 1
+        bad = [(pos, opener)] + ([(i, text[i])] if text[i] != straight else [])
         quotes = " and ".join(f"`{ch}`" for _, ch in bad)
         self._error(
             "E0103",
             f"typographic quote in place of `{straight}`",
             pos,
-            pos + 1,
+            end if len(bad) > 1 else pos + 1,
             "a typographic quote" if len(bad) == 1 else "typographic quotes around this string",
             help=f"replace {quotes} with straight {'single' if single else 'double'} "
             f"quotes `{straight}` (word processors change them as you type)",
         )
         self.pos = end
-        body = text[pos + 1 : end - 1 if end != line_end or i < line_end else end]
+        body = text[pos + 1 : end - 1]
         value = body if single else decode_dq_string(body)[0]
         return self._make("STRING", pos, end, value)
 
