@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kcc.source import Origin, Span
@@ -123,6 +123,18 @@ class Diagnostic:
             )
         if self.label:
             data["label"] = self.label
+        if self.labels:
+            data["labels"] = [
+                {
+                    "file": lab.span.use_site().file.display,
+                    "line": lab.span.use_site().line,
+                    "column": lab.span.use_site().column,
+                    "end_line": lab.span.use_site().end_line,
+                    "end_column": lab.span.use_site().end_column,
+                    "text": lab.text,
+                }
+                for lab in self.labels
+            ]
         if self.notes or self.span is not None:
             data["notes"] = list(self.all_notes())
         if self.help:
@@ -188,6 +200,36 @@ class DiagnosticSink:
     def sorted(self) -> list[Diagnostic]:
         return sorted(self.diagnostics, key=Diagnostic.sort_key)
 
+    def coalesce(self, code: str, what: str, max_labels: int = 6) -> None:
+        """Merge every ``code`` diagnostic of a file into its first one.
+
+        For mistakes that come in bulk from one cause (a config pasted from a word
+        processor has dozens of typographic quotes): one error, the other places as
+        secondary labels, and a note counting them (rustc: one error per cause).
+        """
+        groups: dict[str, list[Diagnostic]] = {}
+        for diag in self.diagnostics:
+            if diag.code == code and diag.span is not None:
+                groups.setdefault(diag.span.use_site().file.path, []).append(diag)
+        for group in groups.values():
+            if len(group) < 2:
+                continue
+            group.sort(key=Diagnostic.sort_key)
+            first, rest = group[0], group[1:]
+            labels = [Label(d.span, "here too") for d in rest[:max_labels] if d.span is not None]
+            notes = [f"{len(group)} {what} in this file"]
+            if len(rest) > max_labels:
+                lines = sorted({d.span.use_site().line for d in rest[max_labels:] if d.span})
+                shown = ", ".join(str(n) for n in lines[:12]) + (", ..." if len(lines) > 12 else "")
+                notes.append(f"not shown above: line{'s' if len(lines) > 1 else ''} {shown}")
+            merged = replace(
+                first, labels=first.labels + tuple(labels), notes=first.notes + tuple(notes)
+            )
+            dropped = {id(d) for d in group}
+            index = self.diagnostics.index(first)
+            self.diagnostics = [d for d in self.diagnostics if id(d) not in dropped]
+            self.diagnostics.insert(min(index, len(self.diagnostics)), merged)
+
 
 # ---------------------------------------------------------------------------
 # Rendering
@@ -202,7 +244,18 @@ class _Line:
     style: str = ""
 
 
+def _printable(ch: str) -> str:
+    """One display column per character: bytes that were not UTF-8 (kept as lone
+    surrogates when the file was read) and control characters show as U+FFFD."""
+    code = ord(ch)
+    if 0xD800 <= code <= 0xDFFF or (code < 0x20 and ch != "\t") or code == 0x7F:
+        return "\ufffd"
+    return ch
+
+
 def _expand_tabs(text: str) -> str:
+    if not text.isprintable():
+        text = "".join(_printable(ch) for ch in text)
     return text.replace("\t", " " * TAB_WIDTH)
 
 
@@ -226,7 +279,8 @@ def _underline(span: Span, line_no: int, char: str) -> tuple[int, int]:
 
 def _render_lines(diag: Diagnostic) -> list[_Line]:
     sev = diag.severity.value
-    out = [_Line(f"{sev}[{diag.code}]: {diag.message}", sev)]
+    message = "".join(_printable(ch) for ch in diag.message)
+    out = [_Line(f"{sev}[{diag.code}]: {message}", sev)]
     if diag.span is None:
         for note in diag.all_notes():
             out.append(_Line(f"  = note: {note}", "note"))
@@ -246,9 +300,7 @@ def _render_lines(diag: Diagnostic) -> list[_Line]:
     out.append(_Line(f"{pad}--> {primary.location()}", "location"))
     out.append(_Line(f"{pad} |", "gutter"))
 
-    marks: list[tuple[int, Span, str, str, str]] = [
-        (primary.line, primary, "^", diag.label, sev)
-    ]
+    marks: list[tuple[int, Span, str, str, str]] = [(primary.line, primary, "^", diag.label, sev)]
     marks += [(lab.span.line, lab.span, "-", lab.text, "secondary") for lab in same_file]
     marks.sort(key=lambda m: (m[0], m[2] != "^"))
     previous = 0

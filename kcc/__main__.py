@@ -1,0 +1,5 @@
+"""``python -m kcc`` runs the command line."""
+
+from kcc.cli import main
+
+main()

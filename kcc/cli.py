@@ -1,0 +1,162 @@
+"""The ``kcc`` command: argument handling and output only, no compiler logic.
+
+Exit codes: 0 clean (warnings allowed), 1 errors in the config, 2 usage (bad option,
+unreadable input file), 70 internal compiler error (a bug in kcc, reported as such,
+never as a raw traceback).
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from kcc import __version__
+from kcc.diagnostics import render_json, render_plain, render_rich, summary_line
+from kcc.explain import all_codes, explain_page
+from kcc.pipeline import STAGE_NAMES, CompileContext, run_pipeline
+
+EXIT_OK = 0
+EXIT_ERRORS = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+
+app = typer.Typer(
+    name="kcc",
+    help="Compile Kamailio routing configs into checked, typed Python SIP proxies.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+class OutputFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _parse_defines(values: list[str]) -> dict[str, str | None]:
+    defines: dict[str, str | None] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise typer.BadParameter(f"`{item}` is not NAME or NAME=VALUE", param_hint="-D")
+        defines[name] = value if sep else None
+    return defines
+
+
+def _internal_error(stage: str, exc: BaseException) -> NoReturn:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+    sys.stderr.write(
+        f"internal compiler error: {type(exc).__name__}: {exc}\n"
+        f"  = note: kcc {__version__}, while running stage `{stage}`, at {where}\n"
+        "  = note: this is a bug in kcc, not in your config; please report it with the "
+        "config that triggers it\n"
+    )
+    raise typer.Exit(EXIT_INTERNAL)
+
+
+def _print_diagnostics(ctx: CompileContext, fmt: OutputFormat) -> None:
+    diagnostics = ctx.sink.sorted()
+    if fmt is OutputFormat.json:
+        sys.stdout.write(render_json(diagnostics))
+        return
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        console = Console(stderr=True, highlight=False)
+        for diag in diagnostics:
+            console.print(render_rich(diag))
+    else:
+        for diag in diagnostics:
+            sys.stderr.write(render_plain(diag) + "\n")
+    if diagnostics:
+        sys.stderr.write(f"{ctx.path}: {summary_line(ctx.sink)}\n")
+
+
+def _dump(ctx: CompileContext, stage: str) -> str:
+    from kcc.dump import dump_ast
+    from kcc.preprocess import dump_tokens
+
+    if stage == "preprocess" and ctx.preprocessed is not None:
+        return dump_tokens(ctx.preprocessed)
+    if ctx.config is not None:
+        return dump_ast(ctx.config)
+    return ""
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="the config to check", show_default=False)],
+    define: Annotated[
+        list[str],
+        typer.Option("-D", "--define", help="define NAME[=VALUE], like `kamailio -A`"),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="diagnostics as text or JSON")
+    ] = OutputFormat.text,
+    dump_after: Annotated[
+        str | None,
+        typer.Option(
+            "--dump-after",
+            help=f"print the intermediate form after a stage: {', '.join(STAGE_NAMES)}",
+            metavar="STAGE",
+        ),
+    ] = None,
+) -> None:
+    """Check a config: preprocessing, syntax and semantic errors, with no Kamailio installed."""
+    defines = _parse_defines(define)
+    if dump_after is not None and dump_after not in STAGE_NAMES:
+        raise typer.BadParameter(
+            f"unknown stage `{dump_after}`; stages: {', '.join(STAGE_NAMES)}",
+            param_hint="--dump-after",
+        )
+    if not file.is_file():
+        sys.stderr.write(f"error: cannot read `{file}`: no such file\n")
+        raise typer.Exit(EXIT_USAGE)
+    stage = dump_after or "check"
+    try:
+        ctx = run_pipeline(file, defines=defines, stop_after=stage)
+        dump = _dump(ctx, stage) if dump_after is not None and ctx.completed == stage else None
+    except Exception as exc:  # anything escaping the pipeline is a kcc bug
+        _internal_error(stage, exc)
+    if dump is not None:
+        sys.stdout.write(dump)
+    _print_diagnostics(ctx, fmt)
+    raise typer.Exit(EXIT_ERRORS if ctx.sink.has_errors else EXIT_OK)
+
+
+@app.command()
+def explain(
+    code: Annotated[
+        str | None, typer.Argument(help="a diagnostic code such as E0103", show_default=False)
+    ] = None,
+) -> None:
+    """Explain a diagnostic code at length, with examples (no code: list them all)."""
+    if code is None:
+        for known, title in all_codes().items():
+            sys.stdout.write(f"{known}  {title}\n")
+        return
+    page = explain_page(code.upper())
+    if page is None:
+        sys.stderr.write(f"error: no diagnostic has the code `{code}` (`kcc explain` lists them)\n")
+        raise typer.Exit(EXIT_USAGE)
+    sys.stdout.write(page)
+
+
+@app.command()
+def version() -> None:
+    """Print kcc's version."""
+    sys.stdout.write(f"kcc {__version__}\n")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

@@ -1,0 +1,1 @@
+"""Semantic passes over the AST: each reports to the sink and keeps going."""
