@@ -664,8 +664,17 @@ class AstBuilder(Transformer[LarkToken, ast.Config]):
     def string(self, meta: Meta, children: list[Any]) -> ast.String:
         parts: list[ast.FormatPart] = []
         values: list[str] = []
-        for terminal in children:
-            token = self.tok(terminal)
+        tokens = [self.tok(terminal) for terminal in children]
+        single = [t for t in tokens if t.text.startswith("'")]
+        if len(tokens) > 1 and single:
+            self.error(
+                "E0201",
+                "a single-quoted string cannot be joined with the string next to it",
+                single[0].span,
+                "Kamailio joins adjacent strings only when they are double-quoted",
+                help='write the strings in double quotes: `"a" "b"`',
+            )
+        for token in tokens:
             value = str(token.value)
             values.append(value)
             parts.extend(_string_parts(token, value))

@@ -174,6 +174,11 @@ _ID_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
+def _quote(text: str) -> str:
+    """Code in backticks, or in single quotes when it contains a backtick itself."""
+    return f"'{text}'" if "`" in text else f"`{text}`"
+
+
 def decode_dq_string(body: str) -> tuple[str, list[int]]:
     """Unescape the inside of a double-quoted string.
 
@@ -427,6 +432,10 @@ class Lexer:
             return self._typographic_string(pos)
         if c == "$":
             return self._pvar(pos)
+        if c == "%" and (m := _ID.match(text, pos + 1, self.end)):
+            # SER-style AVP: `%name` is `$avp(name)` in Kamailio's default compat mode
+            self.pos = m.end()
+            return self._make("PVAR", pos, self.pos)
         if c == "@" and _SELECT_NAME.match(text, pos + 1, self.end):
             return self._select(pos)
         if c in _DIGITS or c == ":" or c in "abcdefABCDEF":
@@ -459,9 +468,7 @@ class Lexer:
         name = repr(self.text[pos])[1:-1]
         self._error(
             "E0104",
-            f"unexpected {what} `{shown}`"
-            if shown.isprintable()
-            else f"unexpected {what} `{name}`",
+            f"unexpected {what} {_quote(shown if shown.isprintable() else name)}",
             pos,
             end,
             "not part of the config language",

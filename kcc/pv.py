@@ -46,6 +46,9 @@ _SELECT_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[([^\]]*)\])?")
 Locate = Callable[[int, int], Span]
 
 
+_SER_AVP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class PvSyntaxError(Exception):
     """A malformed pseudo-variable; ``start``/``end`` index the scanned text."""
 
@@ -226,6 +229,13 @@ def parse_pvar(text: str, span: Span) -> PVar:
         return Span(span.file, span.start + a, span.start + b, span.origin)
 
     scanner = _Scanner(text, locate)
+    if text.startswith("%"):
+        # SER-style AVP (`%subscription_status`), still read by Kamailio 5.6 in the
+        # default compatibility mode: the same as `$avp(subscription_status)`
+        name = text[1:]
+        if not _SER_AVP.fullmatch(name):
+            raise PvSyntaxError("expected an AVP name after `%`", 1, len(text))
+        return PVar("avp", (name,), None, (), span)
     if not text.startswith("$"):
         raise PvSyntaxError("expected `$`", 0, 1)
     pv, end = scanner.pvar(0)

@@ -169,3 +169,15 @@ def test_every_emitted_code_has_an_explain_page() -> None:
         assert page is not None
         assert page.startswith(f"# {code}: ")
         assert "## Example" in page
+
+
+def test_rich_rendering_is_the_plain_text_with_colour(broken_cfg: Path) -> None:
+    from kcc.diagnostics import render_plain, render_rich
+    from kcc.pipeline import run_pipeline
+
+    ctx = run_pipeline(broken_cfg)
+    assert ctx.sink.diagnostics
+    for diag in ctx.sink.diagnostics:
+        text = render_rich(diag)
+        assert text.plain == render_plain(diag)
+        assert any(span.style for span in text.spans)

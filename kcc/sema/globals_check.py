@@ -13,6 +13,7 @@ import difflib
 from kcc import ast
 from kcc.diagnostics import Diagnostic, DiagnosticSink
 from kcc.keywords import GlobalParamSpec, keywords
+from kcc.source import Span
 
 __all__ = ["check"]
 
@@ -97,9 +98,13 @@ def _expected(spec: GlobalParamSpec) -> str:
     return found[0] if len(found) == 1 else ", ".join(found[:-1]) + " or " + found[-1]
 
 
-def _example(spec: GlobalParamSpec) -> str:
+def _example(spec: GlobalParamSpec, value: ast.ParamValue) -> str:
     if "int" in spec.kinds:
-        return f"{spec.name} = 4" if spec.name != "debug" else "debug = 2"
+        if isinstance(value, ast.String) and value.value.strip().lstrip("-").isdigit():
+            return f"{spec.name} = {value.value.strip()}"
+        if isinstance(value, ast.Name):
+            return f"{spec.name} = no"
+        return f"{spec.name} = 1"
     if "str" in spec.kinds:
         return f'{spec.name} = "..."'
     if "id-list" in spec.kinds:
@@ -116,8 +121,7 @@ def _check_param(item: ast.GlobalParam, sink: DiagnosticSink) -> None:
             help_text = f"a parameter with a similar name exists: `{close[0]}`"
         else:
             help_text = (
-                "a custom config variable needs a group: "
-                f"`mygroup.{item.name} = ... desc \"...\"`"
+                f'a custom config variable needs a group: `mygroup.{item.name} = ... desc "..."`'
             )
         sink.emit(
             Diagnostic.error(
@@ -139,7 +143,7 @@ def _check_param(item: ast.GlobalParam, sink: DiagnosticSink) -> None:
                 notes=("`yes`/`no`, `on`/`off` and `true`/`false` are the numbers 1 and 0",)
                 if "int" in spec.kinds
                 else (),
-                help=f"for example `{_example(spec)}`",
+                help=f"for example `{_example(spec, item.value)}`",
             )
         )
 
@@ -152,7 +156,12 @@ def _check_cfg_var(item: ast.CfgVar, sink: DiagnosticSink) -> None:
                 Diagnostic.error(
                     "E0310",
                     f"unknown KEMI setting `kemi.{item.name}`",
-                    item.span,
+                    Span(
+                        item.span.file,
+                        item.span.start,
+                        item.span.start + 5 + len(item.name),
+                        item.span.origin,
+                    ),
                     "not a KEMI setting",
                     help=f"did you mean `kemi.{close[0]}`?"
                     if close
