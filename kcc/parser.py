@@ -12,13 +12,27 @@ from start conditions and keywords: an ``ID`` that begins a setting (``name =``,
 ``group.var =``) becomes ``PARAM_NAME``, and ``advertise``/``name``/``virtual`` inside
 a ``listen=`` value become ``LISTEN_*``.
 
-The first syntax error is fatal (:class:`~kcc.diagnostics.FatalError`): LALR error
-recovery would only add noise. Its message says in words what was expected.
+Syntax errors are reported and parsing goes on, with two simple recoveries that
+keep cascades out (one error per cause):
+
+- the token list is cut into top-level items (settings, ``loadmodule``, route blocks)
+  by brace depth, and each item is parsed on its own: an error loses one item, not
+  the rest of the file. Statements found outside any block (typically after a comment
+  that swallowed their ``route[X] {`` header) form one item and one error;
+- inside an item, a missing ``)`` or ``;`` is inserted when that lets the parser go
+  on (the book's ``if(!t_check_status("408|500")`` followed by ``exit;``), so the
+  rest of the block is still parsed and checked.
+
+An item that cannot be repaired is dropped; :class:`ParseResult` says so, with the
+route blocks that exist in the text but not in the tree, so later passes do not
+report them as missing. Messages say in words what was expected.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from lark import Lark
@@ -26,21 +40,32 @@ from lark import Token as LarkToken
 from lark.common import LexerConf
 from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer, LexerState
+from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from kcc import ast
 from kcc.build_ast import AstBuilder
-from kcc.diagnostics import Diagnostic, DiagnosticSink, FatalError, Label
+from kcc.diagnostics import Diagnostic, DiagnosticSink, Label
 from kcc.lexer import Lexer as KccLexer
 from kcc.lexer import Token
 from kcc.source import SourceFile, Span
 
-__all__ = ["describe_expected", "parse_text", "parse_tokens"]
+__all__ = ["ParseResult", "describe_expected", "parse", "parse_text", "parse_tokens"]
 
 _LARK: Lark | None = None
 
 
+class _Cursor:
+    """The tokens of one parse and how far lark has read them (lark calls ``lex``
+    again when it resumes after an error: it must go on where it stopped)."""
+
+    def __init__(self, tokens: list[LarkToken]) -> None:
+        self.tokens = tokens
+        self.pos = 0
+
+
 class _TokenStream(Lexer):
-    """lark's view of an already-lexed token list (the list is passed to ``parse``)."""
+    """lark's view of an already-lexed token list (a :class:`_Cursor` is passed to
+    ``parse`` in place of a text)."""
 
     __future_interface__ = 2
 
@@ -48,8 +73,12 @@ class _TokenStream(Lexer):
         pass
 
     def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[LarkToken]:
-        tokens: list[LarkToken] = lexer_state.text  # type: ignore[assignment]
-        return iter(tokens)
+        cursor: _Cursor = lexer_state.text  # type: ignore[assignment]
+        tokens = cursor.tokens
+        while cursor.pos < len(tokens):
+            token = tokens[cursor.pos]
+            cursor.pos += 1
+            yield token
 
 
 def _lark() -> Lark:
@@ -120,25 +149,36 @@ def _terminal_kinds(tokens: Sequence[Token]) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-def parse_tokens(tokens: Sequence[Token], sink: DiagnosticSink, eof_span: Span) -> ast.Config:
-    """Parse preprocessed tokens (no ``DIRECTIVE``/``INCLUDE``) into a :class:`ast.Config`.
+@dataclass
+class ParseResult:
+    config: ast.Config
+    #: some top-level text could not be parsed and is missing from ``config``
+    partial: bool = False
+    #: route blocks written in the source but missing from ``config`` (their item could
+    #: not be parsed, or their header is inside a comment): ``(keyword, name)``
+    lost_routes: set[tuple[str, str | None]] = field(default_factory=set)
 
-    Raises :class:`FatalError` on the first syntax error. Problems found while
-    building the tree (empty blocks, bad subnets, ...) go to ``sink``.
-    """
+
+def parse(tokens: Sequence[Token], sink: DiagnosticSink, eof_span: Span) -> ParseResult:
+    """Parse preprocessed tokens (no ``DIRECTIVE``/``INCLUDE``), reporting every syntax
+    error to ``sink`` and recovering (see the module docstring). Never raises for bad
+    input."""
     kinds = _terminal_kinds(tokens)
-    stream = [
-        LarkToken(kind, tok.text, i, None, None, None, None, i + 1)
-        for i, (kind, tok) in enumerate(zip(kinds, tokens, strict=True))
-    ]
-    try:
-        tree = _lark().parse(stream)
-    except UnexpectedToken as error:
-        raise FatalError(_syntax_error(error, tokens, kinds, eof_span)) from None
-    except UnexpectedInput as error:  # pragma: no cover - a token stream has no other kind
-        raise FatalError(Diagnostic.error("E0201", "syntax error", eof_span, str(error))) from None
-    config: ast.Config = AstBuilder(tokens, sink, eof_span).transform(tree)
-    return config
+    builder = AstBuilder(tokens, sink, eof_span)
+    result = ParseResult(ast.Config((), eof_span))
+    items: list[ast.TopItem] = []
+    for start, end in _top_level_items(kinds):
+        tree = _parse_item(tokens, kinds, start, end, sink=sink, eof_span=eof_span, result=result)
+        if tree is not None:
+            items.extend(builder.transform(tree).items)
+    span = tokens[0].span.to(tokens[-1].span) if tokens else eof_span
+    result.config = ast.Config(tuple(items), span)
+    return result
+
+
+def parse_tokens(tokens: Sequence[Token], sink: DiagnosticSink, eof_span: Span) -> ast.Config:
+    """:func:`parse`, for callers that only want the tree."""
+    return parse(tokens, sink, eof_span).config
 
 
 def parse_text(text: str, path: str, sink: DiagnosticSink) -> ast.Config:
@@ -159,6 +199,200 @@ def parse_text(text: str, path: str, sink: DiagnosticSink) -> ast.Config:
         skip_string = False
         tokens.append(token)
     return parse_tokens(tokens, sink, file.span(len(text), len(text)))
+
+
+# ---------------------------------------------------------------------------
+# Recovery: top-level items, repairs
+# ---------------------------------------------------------------------------
+
+#: tokens that only ever start a top-level item: seen inside a block, they mean the
+#: block was left open
+_TOP_ONLY = frozenset(
+    {"LOADMODULE", "LOADMODULEX", "LOADPATH", "MODPARAM", "MODPARAMX", "CFGENGINE"}
+    | {"REQUEST_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE", "ONREPLY_ROUTE", "REPLY_ROUTE"}
+    | {"ONSEND_ROUTE", "EVENT_ROUTE"}
+)
+_ROUTE_KEYWORDS = frozenset(
+    {"ROUTE", "REQUEST_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE", "ONREPLY_ROUTE"}
+    | {"REPLY_ROUTE", "ONSEND_ROUTE", "EVENT_ROUTE"}
+)
+#: at most this many repairs in one top-level item, then the item is given up
+_MAX_REPAIRS = 3
+_COMMENTED_HEADER = re.compile(
+    r"\b(request_route|route|failure_route|branch_route|onreply_route|reply_route"
+    r"|onsend_route|event_route)\s*(?:\[\s*([^\]\s]+)\s*\])?\s*\{"
+)
+
+
+def _starts_item(kinds: Sequence[str], i: int) -> bool:
+    kind = kinds[i]
+    if kind in _TOP_ONLY or kind in ("PARAM_NAME", "FLAGS", "AVPFLAGS"):
+        return True
+    return kind == "ROUTE" and i + 1 < len(kinds) and kinds[i + 1] in ("LSQB", "LBRACE")
+
+
+def _top_level_items(kinds: Sequence[str]) -> list[tuple[int, int]]:
+    """Cut the token list into top-level items: ``[start, end)`` index ranges.
+
+    An item starts at a token that can only start one (a setting name, a route
+    keyword followed by ``[`` or ``{``, ``loadmodule`` ...) at depth 0, or after a block
+    that closed at depth 0. Tokens that start no item (statements outside any block)
+    are kept together as one item, which then fails to parse once. A route keyword
+    inside a block ends the block's item: the block was left open.
+    """
+    items: list[tuple[int, int]] = []
+    start = 0
+    depth = 0
+    closed = False
+    n = len(kinds)
+    for i in range(n):
+        kind = kinds[i]
+        if i > start:
+            if depth == 0 and kind != "SEMICOLON":
+                orphan = not _starts_item(kinds, start)
+                if _starts_item(kinds, i) or (closed and not orphan):
+                    items.append((start, i))
+                    start, closed = i, False
+            elif depth > 0 and (
+                kind in _TOP_ONLY or (kind == "ROUTE" and kinds[i + 1 : i + 2] == ["LSQB"])
+            ):
+                items.append((start, i))
+                start, depth, closed = i, 0, False
+        if kind in ("LBRACE", "LPAR", "LSQB"):
+            depth += 1
+        elif kind in ("RBRACE", "RPAR", "RSQB"):
+            depth = max(0, depth - 1)
+            if depth == 0 and kind == "RBRACE":
+                closed = True
+    if start < n:
+        items.append((start, n))
+    return items
+
+
+def _lark_token(kind: str, text: str, index: int) -> LarkToken:
+    return LarkToken(kind, text, index, None, None, None, None, index + 1)
+
+
+def _try_repair(ip: InteractiveParser, bad: LarkToken, kinds: Sequence[str]) -> bool:
+    """Insert a missing `)` or `;` before ``bad`` if the parser then accepts ``bad``."""
+    if bad.type == "$END":
+        return False
+    index = bad.start_pos
+    assert index is not None
+    for kind, text in (("RPAR", ")"), ("SEMICOLON", ";")):
+        if kind == "RPAR" and not any(kinds[j] == "LPAR" for j in _unclosed(kinds, index)):
+            continue
+        trial: InteractiveParser = ip.copy()  # type: ignore[no-untyped-call]
+        try:
+            trial.feed_token(_lark_token(kind, text, index - 1))
+            trial.feed_token(bad)
+        except UnexpectedInput:
+            continue
+        ip.feed_token(_lark_token(kind, text, index - 1))
+        ip.feed_token(bad)
+        return True
+    return False
+
+
+def _parse_item(
+    tokens: Sequence[Token],
+    kinds: Sequence[str],
+    start: int,
+    end: int,
+    *,
+    sink: DiagnosticSink,
+    eof_span: Span,
+    result: ParseResult,
+) -> Any:
+    """Parse ``tokens[start:end]`` as a config; None if it cannot be repaired."""
+    cursor = _Cursor([_lark_token(kinds[i], tokens[i].text, i) for i in range(start, end)])
+    repairs = 0
+
+    def on_error(error: UnexpectedInput) -> bool:
+        nonlocal repairs
+        if not isinstance(error, UnexpectedToken):  # pragma: no cover - tokens only
+            return False
+        sink.emit(_item_error(error, tokens, kinds, start, end, eof_span=eof_span, result=result))
+        if repairs >= _MAX_REPAIRS:
+            return False
+        repairs += 1
+        return _try_repair(error.interactive_parser, error.token, kinds)
+
+    try:
+        return _lark().parse(cursor, on_error=on_error)
+    except UnexpectedInput:
+        result.partial = True
+        if kinds[start] in _ROUTE_KEYWORDS:
+            named = kinds[start + 1 : start + 2] == ["LSQB"] and start + 2 < end
+            name = tokens[start + 2].text if named else None
+            result.lost_routes.add((tokens[start].text, name))
+        return None
+
+
+def _item_error(
+    error: UnexpectedToken,
+    tokens: Sequence[Token],
+    kinds: Sequence[str],
+    start: int,
+    end: int,
+    *,
+    eof_span: Span,
+    result: ParseResult,
+) -> Diagnostic:
+    if error.token.type == "$END" and end < len(tokens):
+        # the item was cut before a route keyword: its block is never closed
+        cut = tokens[end]
+        labels = [
+            Label(tokens[i].span, f"this `{tokens[i].text}` is never closed")
+            for i in _unclosed(kinds, end)[-1:]
+            if i >= start
+        ]
+        return Diagnostic.error(
+            "E0201",
+            f"expected `}}`, found {_found(cut)}",
+            cut.span,
+            "a new top-level item starts here, inside the block above",
+            labels=labels,
+            help="close the block above with `}` before this line",
+        )
+    diag = _syntax_error(error, tokens, kinds, eof_span)
+    index = error.token.start_pos
+    if index == start and not _starts_item(kinds, start) and start > 0:
+        diag = _explain_orphan(diag, tokens, start, result)
+    return diag
+
+
+def _explain_orphan(
+    diag: Diagnostic, tokens: Sequence[Token], start: int, result: ParseResult
+) -> Diagnostic:
+    """Statements outside any block: look for a route header hidden in a comment."""
+    before, first = tokens[start - 1].span, tokens[start].span
+    if before.file is not first.file or before.origin or first.origin:
+        return diag
+    gap = first.file.text[before.end : first.start]
+    headers = list(_COMMENTED_HEADER.finditer(gap))
+    if not headers:
+        return Diagnostic.error(
+            diag.code,
+            diag.message,
+            diag.span,
+            diag.label,
+            labels=diag.labels,
+            notes=("this statement is outside any route block",),
+        )
+    header = headers[-1]
+    where = Span(first.file, before.end + header.start(), before.end + header.end())
+    keyword, name = header.group(1), header.group(2)
+    result.lost_routes.add((keyword, name))
+    shown = header.group(0)
+    return Diagnostic.error(
+        diag.code,
+        "statements outside any route block",
+        diag.span,
+        "this statement is outside any route block",
+        labels=(*diag.labels, Label(where, "the block header is inside this comment")),
+        help=f"put `{shown}` on its own line, after the comment",
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -272,7 +506,7 @@ def _found(token: Token) -> str:
     return f"`{text}`"
 
 
-def _unclosed(tokens: Sequence[Token], kinds: Sequence[str], upto: int) -> list[int]:
+def _unclosed(kinds: Sequence[str], upto: int) -> list[int]:
     """Indexes of the delimiters still open before token ``upto``, outermost first."""
     stack: list[int] = []
     for i in range(min(upto, len(kinds))):
@@ -301,7 +535,7 @@ def _syntax_error(
         accepted = set(error.expected)
     expected = describe_expected(accepted)
     if bad.type == "$END":
-        open_ = _unclosed(tokens, kinds, len(tokens))
+        open_ = _unclosed(kinds, len(tokens))
         labels = []
         if open_:
             opener = tokens[open_[-1]]
@@ -327,7 +561,7 @@ def _syntax_error(
         )
     labels = []
     if "RPAR" in accepted:
-        open_ = _unclosed(tokens, kinds, index)
+        open_ = _unclosed(kinds, index)
         if open_ and kinds[open_[-1]] == "LPAR":
             labels.append(Label(tokens[open_[-1]].span, "this `(` is never closed"))
     closers_only = accepted <= _CLOSERS | _BINARY_OPS

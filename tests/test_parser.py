@@ -7,10 +7,13 @@ from pathlib import Path
 import pytest
 
 from kcc import ast
+from kcc import parser as kparser
 from kcc.build_ast import PRECEDENCE
-from kcc.diagnostics import Diagnostic, DiagnosticSink, FatalError, render_plain
-from kcc.parser import describe_expected, parse_text, parse_tokens
+from kcc.diagnostics import Diagnostic, DiagnosticSink, render_plain
+from kcc.lexer import tokenize
+from kcc.parser import ParseResult, describe_expected, parse_text, parse_tokens
 from kcc.preprocess import preprocess
+from kcc.source import SourceFile
 
 from .conftest import REPO, STOCK_CFG
 
@@ -34,10 +37,12 @@ def diagnostics(text: str) -> list[Diagnostic]:
 
 
 def fatal(text: str) -> str:
+    """The first syntax error (the parser reports it and recovers)."""
     sink = DiagnosticSink()
-    with pytest.raises(FatalError) as info:
-        parse_text(text, "t.cfg", sink)
-    return render_plain(info.value.diagnostic)
+    parse_text(text, "t.cfg", sink)
+    errors = [d for d in sink.diagnostics if d.is_error]
+    assert errors, "no syntax error reported"
+    return render_plain(errors[0])
 
 
 def body(text: str) -> tuple[ast.Stmt, ...]:
@@ -843,3 +848,89 @@ def test_ser_style_avp() -> None:
     left = cond.cond.left
     assert isinstance(left, ast.PVar)
     assert (left.name, left.inner_text) == ("avp", "sub_status")
+
+
+# ---------------------------------------------------------------------------
+# Recovery: one error per cause, the rest of the file still parsed
+# ---------------------------------------------------------------------------
+
+
+def recover(text: str) -> tuple[ParseResult, list[Diagnostic]]:
+    sink = DiagnosticSink()
+    file_tokens = [t for t in tokenize(SourceFile("t.cfg", text), sink) if t.kind != "DIRECTIVE"]
+    eof = SourceFile("t.cfg", text).span(len(text), len(text))
+    result = kparser.parse(file_tokens, sink, eof)
+    return result, [d for d in sink.diagnostics if d.is_error]
+
+
+def route_names(result: ParseResult) -> list[tuple[str, str | None]]:
+    return [
+        (item.kind.value, item.name) for item in result.config.items if isinstance(item, ast.Route)
+    ]
+
+
+def test_statements_after_a_commented_out_header() -> None:
+    text = (
+        "request_route {\n    route(RELAY);\n}\n"
+        "# generic wrapper route[RELAY] {\n"
+        "if (!t_relay()) {\n    sl_reply_error();\n}\n}\n"
+        "route[NEXT] {\n    exit;\n}\n"
+    )
+    result, errors = recover(text)
+    assert [(d.code, d.span.line if d.span else 0) for d in errors] == [("E0201", 5)]
+    assert errors[0].message == "statements outside any route block"
+    assert errors[0].help == "put `route[RELAY] {` on its own line, after the comment"
+    assert [label.span.line for label in errors[0].labels] == [4]
+    assert route_names(result) == [("request_route", None), ("route", "NEXT")]
+    assert result.lost_routes == {("route", "RELAY")}
+
+
+def test_missing_parenthesis_is_inserted_and_the_block_kept() -> None:
+    text = (
+        'failure_route[F] {\n    if(!t_check_status("408|500")\n        exit;\n'
+        '    rewritehostport("127.0.0.1:5082");\n}\n'
+    )
+    result, errors = recover(text)
+    assert [(d.code, d.message) for d in errors] == [("E0201", "expected `)`, found `exit`")]
+    assert not result.partial
+    (route,) = result.config.items
+    assert isinstance(route, ast.Route)
+    first, second = route.body.stmts
+    assert isinstance(first, ast.IfStmt)
+    assert isinstance(first.then, ast.ExitStmt)
+    assert isinstance(second, ast.ExprStmt)
+    assert second.call.name == "rewritehostport"
+
+
+def test_missing_semicolon_is_inserted() -> None:
+    result, errors = recover('request_route {\n    xlog("a")\n    xlog("b");\n}\n')
+    assert [(d.code, d.span.line if d.span else 0) for d in errors] == [("E0201", 3)]
+    (route,) = result.config.items
+    assert isinstance(route, ast.Route)
+    assert len(route.body.stmts) == 2
+
+
+def test_unclosed_block_ends_at_the_next_route() -> None:
+    text = "request_route {\n    if (1) {\n        exit;\n}\nfailure_route[F] {\n    exit;\n}\n"
+    result, errors = recover(text)
+    assert [(d.code, d.span.line if d.span else 0) for d in errors] == [("E0201", 5)]
+    assert errors[0].message == "expected `}`, found `failure_route`"
+    assert [label.span.line for label in errors[0].labels] == [1]
+    assert route_names(result) == [("failure_route", "F")]
+    assert result.partial
+    assert ("request_route", None) in result.lost_routes
+
+
+def test_independent_errors_are_all_reported_once() -> None:
+    text = (
+        "route[A] {\n    $var(x) += 1;\n}\n"
+        "route[B] {\n    if ($var(x) == ) exit;\n}\n"
+        "route[C] {\n    exit;\n}\n"
+    )
+    result, errors = recover(text)
+    assert [(d.code, d.span.line if d.span else 0) for d in errors] == [
+        ("E0203", 2),
+        ("E0201", 5),
+    ]
+    assert route_names(result) == [("route", "C")]
+    assert result.lost_routes == {("route", "A"), ("route", "B")}
