@@ -17,9 +17,9 @@ from pathlib import Path
 
 from kcc import ast
 from kcc.diagnostics import DiagnosticSink, FatalError
-from kcc.parser import parse_tokens
+from kcc.parser import parse
 from kcc.preprocess import Preprocessed, preprocess
-from kcc.sema import globals_check
+from kcc.sema import SemaContext, run_passes
 
 __all__ = ["STAGES", "CompileContext", "StageName", "run_pipeline"]
 
@@ -33,6 +33,10 @@ class CompileContext:
     sink: DiagnosticSink = field(default_factory=DiagnosticSink)
     preprocessed: Preprocessed | None = None
     config: ast.Config | None = None
+    sema: SemaContext | None = None
+    #: the parser dropped top-level text it could not parse (see kcc.parser.ParseResult)
+    partial: bool = False
+    lost_routes: set[tuple[str, str | None]] = field(default_factory=set)
     #: the last stage that ran to completion
     completed: StageName | None = None
 
@@ -47,12 +51,24 @@ def _parse(ctx: CompileContext) -> None:
     pre = ctx.preprocessed
     main = pre.files[0]
     eof = main.span(len(main.text), len(main.text))
-    ctx.config = parse_tokens(pre.tokens, ctx.sink, eof)
+    parsed = parse(pre.tokens, ctx.sink, eof)
+    ctx.config = parsed.config
+    ctx.partial = parsed.partial
+    ctx.lost_routes = parsed.lost_routes
 
 
 def _check(ctx: CompileContext) -> None:
     assert ctx.config is not None
-    globals_check.check(ctx.config, ctx.sink)
+    assert ctx.preprocessed is not None
+    ctx.sema = SemaContext(
+        ctx.config,
+        ctx.sink,
+        defines=dict(ctx.preprocessed.defines),
+        partial=ctx.partial,
+        lost_routes=set(ctx.lost_routes),
+        compat=ctx.preprocessed.compat,
+    )
+    run_passes(ctx.sema)
 
 
 STAGES: tuple[tuple[StageName, Callable[[CompileContext], None]], ...] = (
@@ -71,7 +87,9 @@ def _must_stop(sink: DiagnosticSink, stage: StageName) -> bool:
     errors = [d for d in sink.diagnostics if d.is_error]
     if stage == "preprocess":
         return any(d.code not in RECOVERED_CODES for d in errors)
-    return bool(errors)
+    # the parser recovers (kcc.parser) and says what it dropped, so the semantic passes
+    # still run on what was parsed and report independent mistakes
+    return bool(errors) and stage != "parse"
 
 
 STAGE_NAMES: tuple[StageName, ...] = tuple(name for name, _ in STAGES)
