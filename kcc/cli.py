@@ -1,8 +1,8 @@
 """The ``kcc`` command: argument handling and output only, no compiler logic.
 
-Exit codes: 0 clean (warnings allowed), 1 errors in the config, 2 usage (bad option,
-unreadable input file), 70 internal compiler error (a bug in kcc, reported as such,
-never as a raw traceback).
+Exit codes: 0 clean (warnings allowed, unless ``--werror``), 1 errors in the config (or
+warnings under ``--werror``), 2 usage (bad option, unreadable input file), 70 internal
+compiler error (a bug in kcc, reported as such, never as a raw traceback).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ app = typer.Typer(
 class OutputFormat(enum.StrEnum):
     text = "text"
     json = "json"
+    sarif = "sarif"
 
 
 def _parse_defines(values: list[str]) -> dict[str, str | None]:
@@ -61,10 +62,15 @@ def _internal_error(stage: str, exc: BaseException) -> NoReturn:
     raise typer.Exit(EXIT_INTERNAL)
 
 
-def _print_diagnostics(ctx: CompileContext, fmt: OutputFormat) -> None:
+def _print_diagnostics(ctx: CompileContext, fmt: OutputFormat, *, werror: bool = False) -> None:
     diagnostics = ctx.sink.sorted()
     if fmt is OutputFormat.json:
         sys.stdout.write(render_json(diagnostics))
+        return
+    if fmt is OutputFormat.sarif:
+        from kcc.sarif import render_sarif
+
+        sys.stdout.write(render_sarif(diagnostics))
         return
     if sys.stderr.isatty():
         from rich.console import Console
@@ -76,7 +82,10 @@ def _print_diagnostics(ctx: CompileContext, fmt: OutputFormat) -> None:
         for diag in diagnostics:
             sys.stderr.write(render_plain(diag) + "\n")
     if diagnostics:
-        sys.stderr.write(f"{ctx.path}: {summary_line(ctx.sink)}\n")
+        summary = summary_line(ctx.sink)
+        if werror and ctx.sink.warning_count:
+            summary += " (warnings treated as errors: --werror)"
+        sys.stderr.write(f"{ctx.path}: {summary}\n")
 
 
 def _dump(ctx: CompileContext, stage: str) -> str:
@@ -93,13 +102,23 @@ def _dump(ctx: CompileContext, stage: str) -> str:
 @app.command()
 def check(
     file: Annotated[Path, typer.Argument(help="the config to check", show_default=False)],
+    *,
     define: Annotated[
         list[str],
         typer.Option("-D", "--define", help="define NAME[=VALUE], like `kamailio -A`"),
     ] = [],  # noqa: B006 - typer reads the default, never mutates it
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", help="diagnostics as text or JSON")
+        OutputFormat, typer.Option("--format", help="diagnostics as text, JSON or SARIF 2.1.0")
     ] = OutputFormat.text,
+    werror: Annotated[
+        bool, typer.Option("--werror", help="warnings count as errors for the exit code")
+    ] = False,
+    flags: Annotated[
+        bool,
+        typer.Option(
+            "--flags", help="print the flag table: number, names, kind, where set, reset, tested"
+        ),
+    ] = False,
     dump_after: Annotated[
         str | None,
         typer.Option(
@@ -127,8 +146,17 @@ def check(
         _internal_error(stage, exc)
     if dump is not None:
         sys.stdout.write(dump)
-    _print_diagnostics(ctx, fmt)
-    raise typer.Exit(EXIT_ERRORS if ctx.sink.has_errors else EXIT_OK)
+    if flags and ctx.sema is not None:
+        from kcc.sema.flags import build_flag_table, render_flag_table
+
+        try:
+            table = render_flag_table(build_flag_table(ctx.sema), main_file=str(file))
+        except Exception as exc:  # a kcc bug, as above
+            _internal_error("flags", exc)
+        sys.stdout.write(table)
+    _print_diagnostics(ctx, fmt, werror=werror)
+    failed = ctx.sink.has_errors or (werror and ctx.sink.warning_count > 0)
+    raise typer.Exit(EXIT_ERRORS if failed else EXIT_OK)
 
 
 @app.command()

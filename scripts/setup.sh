@@ -8,6 +8,10 @@
 #      kamailio and sip-tester (SIPp) are the reference the tests compare against,
 #      iproute2 and util-linux give `ip` and `unshare` (tests run in a private network
 #      namespace), python3 and python3-venv build the virtualenv.
+#      kamailio-{mysql,presence,tls}-modules ship db_mysql, presence + presence_xml
+#      and tls, which the stock config loads under WITH_MYSQL, WITH_PRESENCE and
+#      WITH_TLS: without them `kamailio -c` rejects those combinations
+#      (tests/test_differential.py).
 #   2. .venv (python3 -m venv), if missing.
 #   3. pip install -e ./runtime -e '.[test]' into it. Skipped when the two
 #      pyproject.toml files have not changed since the last successful install
@@ -18,7 +22,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(kamailio sip-tester iproute2 util-linux python3 python3-venv)
+APT_PACKAGES=(kamailio sip-tester iproute2 util-linux python3 python3-venv
+	kamailio-mysql-modules kamailio-presence-modules kamailio-tls-modules)
 VENV=.venv
 STAMP="$VENV/.kcc-install-stamp"
 

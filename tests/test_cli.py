@@ -28,6 +28,7 @@ request_route {
 
 BROKEN = """\
 loadmodule “sl.so”
+loadmodule "textops.so"
 request_route {
     if (!is_method("INVITE") {
         exit;
@@ -75,7 +76,7 @@ def test_check_broken_exits_1_with_rustc_style_text(broken_cfg: Path) -> None:
     assert " --> broken.cfg:1:12\n" in result.stderr
     # the missing parenthesis is reported too: typographic quotes do not stop the check
     assert "error[E0201]" in result.stderr
-    assert " --> broken.cfg:3:" in result.stderr
+    assert " --> broken.cfg:4:" in result.stderr
     assert result.stderr.rstrip().endswith("broken.cfg: 2 errors")
 
 
@@ -181,3 +182,19 @@ def test_rich_rendering_is_the_plain_text_with_colour(broken_cfg: Path) -> None:
         text = render_rich(diag)
         assert text.plain == render_plain(diag)
         assert any(span.style for span in text.spans)
+
+
+def test_flags_table(tmp_path: Path) -> None:
+    cfg = tmp_path / "flags.cfg"
+    cfg.write_text(
+        '#!define FLT_ACC 1\n#!define FLB_NAT 6\nloadmodule "kex.so"\n'
+        "request_route {\n    setflag(FLT_ACC);\n    if (isflagset(FLT_ACC)) {\n"
+        "        setbflag(FLB_NAT);\n    }\n    if (isbflagset(FLB_NAT)) {\n        exit;\n    }\n}\n",
+        "utf-8",
+    )
+    result = kcc("check", "--flags", str(cfg))
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows[0] == ["kind", "flag", "names", "set", "reset", "tested", "parameters"]
+    assert rows[1] == ["message", "1", "FLT_ACC", "5", "-", "6", "-"]
+    assert rows[2] == ["branch", "6", "FLB_NAT", "7", "-", "9", "-"]
