@@ -189,7 +189,8 @@ def test_flags_table(tmp_path: Path) -> None:
     cfg.write_text(
         '#!define FLT_ACC 1\n#!define FLB_NAT 6\nloadmodule "kex.so"\n'
         "request_route {\n    setflag(FLT_ACC);\n    if (isflagset(FLT_ACC)) {\n"
-        "        setbflag(FLB_NAT);\n    }\n    if (isbflagset(FLB_NAT)) {\n        exit;\n    }\n}\n",
+        "        setbflag(FLB_NAT);\n    }\n"
+        "    if (isbflagset(FLB_NAT)) {\n        exit;\n    }\n}\n",
         "utf-8",
     )
     result = kcc("check", "--flags", str(cfg))
