@@ -465,7 +465,9 @@ class Lexer:
         if len(shown) > 12:
             shown = shown[:12] + "..."
         what = "character" if end == pos + 1 else "characters"
-        name = repr(self.text[pos])[1:-1]
+        char = self.text[pos]
+        # a byte that is not UTF-8 (read with surrogateescape) is shown as the byte
+        name = f"\\x{ord(char) - 0xDC00:02x}" if 0xDC80 <= ord(char) <= 0xDCFF else repr(char)[1:-1]
         self._error(
             "E0104",
             f"unexpected {what} {_quote(shown if shown.isprintable() else name)}",

@@ -893,7 +893,7 @@ class _Preprocessor:
             )
             return
         try:
-            text = found.read_text(encoding="utf-8", errors="replace")
+            text = found.read_text(encoding="utf-8", errors="surrogateescape")
         except OSError as exc:
             if required:
                 self._error(
@@ -1363,7 +1363,7 @@ def preprocess(
 ) -> Preprocessed:
     """Read ``path`` and preprocess it; a file that cannot be read is reported (E0112)."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = Path(path).read_text(encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         sink.emit(
             Diagnostic.error(
