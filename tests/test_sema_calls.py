@@ -7,8 +7,6 @@ request route, and an ``event_route`` accepts exports with the REQUEST or ONEVEN
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,8 @@ from kcc.diagnostics import Diagnostic, render_plain
 from kcc.pipeline import CompileContext, run_pipeline
 from kcc.sema.calls import allowed_in, describe_routes
 from kcc.sema.context import iter_nodes
+
+from .kamailio import agrees_with_kamailio, needs_kamailio
 
 
 def run(tmp_path: Path, text: str) -> CompileContext:
@@ -347,9 +347,6 @@ def test_dynamic_route_name_is_accepted_for_route_only(tmp_path: Path) -> None:
 
 # -- Kamailio itself -----------------------------------------------------------------------
 
-needs_kamailio = pytest.mark.skipif(
-    shutil.which("kamailio") is None, reason="the kamailio package is not installed"
-)
 
 DIFFERENTIAL = [
     ('loadmodule "sl.so"\nfailure_route[F] {\nsl_send_reply("404", "x");\n}\n', "E0402"),
@@ -390,25 +387,7 @@ DIFFERENTIAL = [
 @needs_kamailio
 @pytest.mark.parametrize(("text", "code"), DIFFERENTIAL)
 def test_agrees_with_kamailio(tmp_path: Path, text: str, code: str | None) -> None:
-    path = tmp_path / "k.cfg"
-    path.write_text(text, encoding="utf-8")
-    result = subprocess.run(
-        ["kamailio", "-c", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-    )
-    ctx = run_pipeline(path)
-    errors = [d for d in ctx.sink.diagnostics if d.is_error]
-    if code is None:
-        assert "bad config file" not in result.stderr, result.stderr
-        assert not errors, [render_plain(d) for d in errors]
-        return
-    assert "bad config file" in result.stderr
-    lines = {
-        int(part.split(",")[0])
-        for part in result.stderr.split("line ")[1:]
-        if part.split(",")[0].isdigit()
-    }
-    assert [d.code for d in errors] == [code]
-    assert errors[0].span is not None and errors[0].span.line in lines
+    agrees_with_kamailio(tmp_path, text, code)
 
 
 def test_bare_unknown_word_suggests_the_statement(tmp_path: Path) -> None:

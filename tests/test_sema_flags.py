@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,8 @@ from kcc_runtime.exports import FlagKind
 
 from kcc.pipeline import run_pipeline
 from kcc.sema.flags import FlagOp, build_flag_table, render_flag_table
+
+from .kamailio import kamailio_check, needs_kamailio
 
 FLAG_CODES = {"E0501", "W0502", "W0503", "W0504", "W0505"}
 
@@ -158,9 +158,6 @@ def test_empty_flag_table() -> None:
     assert render_flag_table(FlagTable()) == "no flags\n"
 
 
-needs_kamailio = pytest.mark.skipif(shutil.which("kamailio") is None, reason="no kamailio")
-
-
 @needs_kamailio
 @pytest.mark.parametrize(
     ("text", "kamailio_says"),
@@ -173,8 +170,6 @@ needs_kamailio = pytest.mark.skipif(shutil.which("kamailio") is None, reason="no
 def test_kamailio_rejects_what_e0501_reports(tmp_path: Path, text: str, kamailio_says: str) -> None:
     path = tmp_path / "k.cfg"
     path.write_text(text, encoding="utf-8")
-    result = subprocess.run(
-        ["kamailio", "-c", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = kamailio_check(path)
     assert kamailio_says in result.stderr
     assert [c for c, *_ in check(tmp_path, text)] == ["E0501"]

@@ -6,8 +6,6 @@ differential tests at the end run Kamailio again where it is installed.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from kcc.pipeline import CompileContext, run_pipeline
 from kcc.sema.context import SemaContext
 
 from .conftest import REPO, STOCK_CFG
+from .kamailio import agrees_with_kamailio, needs_kamailio
 
 MY_CODES = {
     "E0301",
@@ -460,9 +459,6 @@ def test_examples_have_no_name_errors(example: Path) -> None:
 
 # -- Kamailio itself -----------------------------------------------------------------------
 
-needs_kamailio = pytest.mark.skipif(
-    shutil.which("kamailio") is None, reason="the kamailio package is not installed"
-)
 
 #: (config, the kcc code expected at the line Kamailio reports, or None: both accept)
 DIFFERENTIAL = [
@@ -497,25 +493,7 @@ DIFFERENTIAL = [
 @needs_kamailio
 @pytest.mark.parametrize(("text", "code"), DIFFERENTIAL)
 def test_agrees_with_kamailio(tmp_path: Path, text: str, code: str | None) -> None:
-    path = tmp_path / "k.cfg"
-    path.write_text(text, encoding="utf-8")
-    result = subprocess.run(
-        ["kamailio", "-c", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-    )
-    ctx = run_pipeline(path)
-    errors = [d for d in ctx.sink.diagnostics if d.is_error]
-    if code is None:
-        assert "bad config file" not in result.stderr, result.stderr
-        assert not errors, [render_plain(d) for d in errors]
-        return
-    assert "bad config file" in result.stderr
-    lines = {
-        int(part.split(",")[0])
-        for part in result.stderr.split("line ")[1:]
-        if part.split(",")[0].isdigit()
-    }
-    assert [d.code for d in errors] == [code]
-    assert errors[0].span is not None and errors[0].span.line in lines
+    agrees_with_kamailio(tmp_path, text, code)
 
 
 @pytest.mark.skipif(not STOCK_CFG.exists(), reason="the kamailio package is not installed")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from kcc.pipeline import run_pipeline
+
+from .kamailio import needs_kamailio
 
 PV_CODES = {"E0601", "E0602", "E0603", "E0604", "W0605", "E0606"}
 MODULES = 'loadmodule "tm.so"\nloadmodule "tmx.so"\nloadmodule "pv.so"\nloadmodule "xlog.so"\n'
@@ -154,9 +155,6 @@ def test_transaction_pv_in_sub_route_reached_only_from_request(tmp_path: Path) -
             "`$T_reply_reason` is only meaningful in a transaction, and none exists here",
         ),
     ]
-
-
-needs_kamailio = pytest.mark.skipif(shutil.which("kamailio") is None, reason="no kamailio")
 
 
 @needs_kamailio
