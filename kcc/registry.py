@@ -195,6 +195,14 @@ def _read_tsv(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(lines, delimiter="\t"))
 
 
+#: Kamailio 5.6 modules that export nothing to the routing script (no function, no
+#: parameter, no PV), so they have no row in the reference tables; ``loadmodule`` of one
+#: is valid. ``cdp_avp`` only exports a C binding (``NO_SCRIPT``) for the IMS modules;
+#: ``stun`` (answers STUN on the SIP ports), ``kemix`` (KEMI only) and ``pua_rpc``
+#: (RPC commands only) ship with 5.6 but are gone from the 6.x snapshot.
+EXPORTLESS_MODULES = ("cdp_avp", "kemix", "pua_rpc", "stun")
+
+
 def _reference_modules(skip: Iterable[str]) -> dict[str, ModuleExports]:
     skipped = set(skip)
     cmds: dict[str, list[Cmd]] = {}
@@ -242,6 +250,7 @@ def _reference_modules(skip: Iterable[str]) -> dict[str, ModuleExports]:
             continue
         trans.setdefault(row["module"], []).append(row["transformation"])
     names = set(cmds) | set(params) | set(pvs) | set(trans)
+    names |= set(EXPORTLESS_MODULES) - skipped
     return {
         name: ModuleExports(
             name=name,

@@ -267,6 +267,23 @@ def test_kamailio_56_does_not_have_these_6x_exports(reg: Registry) -> None:
     assert reg.pv_class("defv") is None
 
 
+def test_kamailio_56_modules_without_script_exports_are_known(
+    reg: Registry, tmp_path: Path
+) -> None:
+    # outbound/edge.cfg loads stun.so: `kamailio -c` 5.6 says "config file ok" for
+    # `loadmodule "stun.so"` (also kemix.so, pua_rpc.so); none is in the 6.x tables.
+    # cdp_avp (ims/pcscf with WITH_RX) exports only a NO_SCRIPT binding (not packaged)
+    for name in ("stun", "kemix", "pua_rpc", "cdp_avp"):
+        assert reg.is_module(name)
+        exports = reg.module(name)
+        assert exports is not None and exports.cmds == () and exports.params == ()
+    cfg = tmp_path / "stun.cfg"
+    cfg.write_text('loadmodule "stun.so"\nrequest_route { exit; }\n', encoding="utf-8")
+    ctx = run_pipeline(cfg)
+    assert [d.code for d in ctx.sink.diagnostics] == []
+    assert not reg.is_module("mi_fifo")  # gone since 5.0: a real E0302
+
+
 def test_const_args_follow_kamailio(reg: Registry) -> None:
     xlog = reg.resolve("xlog", 1, ["xlog"]).found
     assert xlog is not None and xlog.cmd.const_args and xlog.cmd.fixup == "xdbg_fixup"
