@@ -270,6 +270,52 @@ def test_route_reached_from_a_branch_route_is_a_warning(tmp_path: Path) -> None:
     assert "has_totag" not in diag.message
 
 
+GUARDED = """\
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "rr.so"
+loadmodule "siputils.so"
+loadmodule "nathelper.so"
+request_route {
+    t_on_branch("MANAGE_BRANCH");
+    t_on_reply("MANAGE_REPLY");
+    t_on_failure("MANAGE_FAILURE");
+    route(NATMANAGE);
+    t_relay();
+}
+route[NATMANAGE] {
+    if (is_request()) {
+        if (has_totag() && check_route_param("nat=yes")) { setflag(1); }
+        if (t_is_branch_route()) { add_rr_param(";nat=yes"); }
+    }
+    if (is_reply() && is_first_hop()) { set_contact_alias(); }
+    if (!is_reply()) { add_rr_param(";x=1"); } else { set_contact_alias(); }
+}
+branch_route[MANAGE_BRANCH] { route(NATMANAGE); }
+onreply_route[MANAGE_REPLY] { route(NATMANAGE); }
+failure_route[MANAGE_FAILURE] { route(NATMANAGE); }
+"""
+
+
+def test_message_type_guards_rule_route_kinds_out(tmp_path: Path) -> None:
+    # the stock config's route[NATMANAGE] (WITH_NAT): kamailio -c 5.6 accepts it, and
+    # a call under `is_request()` never runs in the reply route, one under `is_reply()`
+    # never in the branch or failure route (they work on the request). Only
+    # check_route_param in branch/failure routes is left: written there directly,
+    # Kamailio 5.6 rejects it ("misused command check_route_param"). Without the
+    # guards, add_rr_param (reply route) and set_contact_alias (failure route) warn too.
+    ctx = run(tmp_path, GUARDED)
+    assert not ctx.sink.has_errors
+    warnings = [d for d in ctx.sink.sorted() if d.code == "W0402"]
+    assert [(d.span.line if d.span else 0, d.message) for d in warnings] == [
+        (
+            15,
+            "`check_route_param` runs in `branch_route[MANAGE_BRANCH]` and "
+            "`failure_route[MANAGE_FAILURE]` through `route[NATMANAGE]`, where it is not allowed",
+        ),
+    ]
+
+
 def test_route_reached_from_an_event_route(tmp_path: Path) -> None:
     # an event route accepts REQUEST functions: no W0402 for sl_send_reply; a
     # FAILURE-only function is refused in route[R] (checked as a request route)

@@ -12,7 +12,9 @@ result goes to :attr:`SemaContext.resolved`. Reports:
   an ``event_route`` accepts an export with the REQUEST or ONEVENT bit;
 - W0402 the same where Kamailio accepts it: a ``route[X]`` that the call graph shows
   running in a kind the function does not allow (the stock config's
-  ``check_route_param`` in ``route[NATMANAGE]``, reached from a branch route);
+  ``check_route_param`` in ``route[NATMANAGE]``, reached from a branch route), except
+  where an enclosing ``if (is_request())`` / ``if (is_reply())`` rules that kind out
+  (:func:`ruled_out_kinds`);
 - E0405 an argument of the wrong kind: a non-constant where Kamailio demands a
   constant ("parameter N is not constant"), a route name that is not a constant
   string, something else than a pseudo-variable where the function stores a result,
@@ -23,6 +25,8 @@ Route names (E0301) are checked by :mod:`kcc.sema.reach`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from kcc_runtime.exports import ArgKind, Route
 
 from kcc import ast
@@ -30,8 +34,9 @@ from kcc.build_ast import MAX_ARGS
 from kcc.diagnostics import Diagnostic, Label
 from kcc.registry import FunctionInfo
 from kcc.sema.context import SemaContext, base_kind, iter_nodes, module_name, route_key
-from kcc.sema.reach import Graph, build_graph
+from kcc.sema.reach import Graph
 from kcc.sema.resolve import describe_route, did_you_mean, loadmodule_line
+from kcc.source import Span
 
 __all__ = ["allowed_in", "check", "describe_routes"]
 
@@ -101,7 +106,8 @@ def describe_routes(routes: Route) -> str:
 
 
 def check(ctx: SemaContext) -> None:
-    graph = build_graph(ctx)
+    graph = ctx.graph
+    assert graph is not None, "the reach pass builds the call graph before calls runs"
     unknown_modules = [
         module_name(item.path.value)
         for item in ctx.config.items
@@ -112,10 +118,18 @@ def check(ctx: SemaContext) -> None:
     loaded = list(ctx.loaded)
     for route in ctx.route_blocks():
         kind = base_kind(route_key(route))
+        ruled_out = ruled_out_kinds(route.body)
         for node in iter_nodes(route.body):
             if isinstance(node, ast.Call):
                 _check_call(
-                    ctx, graph, route, kind, node, loaded=loaded, unknown_modules=unknown_modules
+                    ctx,
+                    graph,
+                    route,
+                    kind,
+                    node,
+                    loaded=loaded,
+                    unknown_modules=unknown_modules,
+                    ruled_out=ruled_out.get(id(node), Route(0)),
                 )
 
 
@@ -128,6 +142,7 @@ def _check_call(
     *,
     loaded: list[str],
     unknown_modules: list[str],
+    ruled_out: Route,
 ) -> None:
     arity = len(call.args)
     resolution = ctx.registry.resolve(call.name, arity, loaded)
@@ -140,7 +155,7 @@ def _check_call(
     if resolution.found is not None:
         info = resolution.found
         if _check_kind(ctx, route, kind, call, info):
-            _check_graph_kinds(ctx, graph, route, call, info)
+            _check_graph_kinds(ctx, graph, route, call, info, ruled_out=ruled_out)
         _check_args(ctx, call, info)
     elif resolution.wrong_arity:
         _wrong_arity(ctx, call, resolution.wrong_arity)
@@ -285,14 +300,25 @@ def _check_kind(
 
 
 def _check_graph_kinds(
-    ctx: SemaContext, graph: Graph, route: ast.Route, call: ast.Call, info: FunctionInfo
+    ctx: SemaContext,
+    graph: Graph,
+    route: ast.Route,
+    call: ast.Call,
+    info: FunctionInfo,
+    *,
+    ruled_out: Route,
 ) -> None:
     """W0402: a ``route[X]`` the call graph shows running where the function is not
-    allowed (Kamailio checked the body as a request route and accepted it)."""
+    allowed (Kamailio checked the body as a request route and accepted it).
+
+    Kinds in ``ruled_out`` are skipped: the call sits under an ``is_request()`` /
+    ``is_reply()`` test that cannot hold there (see :func:`ruled_out_kinds`)."""
     if route.kind is not ast.RouteKind.ROUTE or route_key(route)[0] is not ast.RouteKind.ROUTE:
         return
     bad: list[tuple[Route, list[tuple[ast.Route, ast.Call]]]] = []
     for kind in graph.proven.get(id(route), {}):
+        if kind & ruled_out:
+            continue
         if not allowed_in(info.cmd.routes, kind):
             bad.append((kind, graph.path_to(route, kind)))
     if not bad:
@@ -326,6 +352,72 @@ def _check_graph_kinds(
             notes=notes,
         )
     )
+
+
+#: route kinds whose message is a request: a failure route and a branch route work on
+#: the transaction's copy of the request (RFC 3261 §17.2 keeps it for the server side)
+REQUEST_KINDS = Route.REQUEST | Route.FAILURE | Route.BRANCH
+#: route kinds whose message is a reply
+REPLY_KINDS = Route.TM_ONREPLY | Route.CORE_ONREPLY
+
+#: message-type tests (siputils): a SIP message is a request or a response, never both
+#: (RFC 3261 §7); for each, the kinds where it can be true and where it can be false
+_MESSAGE_TESTS: dict[str, tuple[Route, Route]] = {
+    "is_request": (REPLY_KINDS, REQUEST_KINDS),
+    "is_reply": (REQUEST_KINDS, REPLY_KINDS),
+}
+
+
+def _impossible_when(cond: ast.Expr, truth: bool) -> Route:
+    """Route kinds where ``cond`` cannot evaluate to ``truth``.
+
+    Only the message-type tests, ``!`` and ``&&``/``||`` are understood; anything else
+    may be true or false anywhere (no kind is ruled out).
+    """
+    match cond:
+        case ast.Call(name=name, args=()) if name in _MESSAGE_TESTS:
+            never_true, never_false = _MESSAGE_TESTS[name]
+            return never_true if truth else never_false
+        case ast.UnaryOp(op="!", operand=operand):
+            return _impossible_when(operand, not truth)
+        case ast.BinOp(op="&&", left=left, right=right) if truth:
+            return _impossible_when(left, True) | _impossible_when(right, True)
+        case ast.BinOp(op="||", left=left, right=right) if not truth:
+            return _impossible_when(left, False) | _impossible_when(right, False)
+    return Route(0)
+
+
+def ruled_out_kinds(body: ast.Block) -> dict[int, Route]:
+    """For every call in ``body`` (by ``id``), the route kinds in which it never runs
+    because an enclosing ``if`` tests the message type: ``if (is_request()) {...}`` is
+    never entered in a reply route, its ``else`` never in a request route (the stock
+    config's ``route[NATMANAGE]``, reached from both). Calls missing from the result
+    may run in every kind."""
+    result: dict[int, Route] = {}
+    stack: list[tuple[object, Route]] = [(body, Route(0))]
+    while stack:
+        node, ruled_out = stack.pop()
+        if isinstance(node, ast.Call) and ruled_out:
+            result[id(node)] = ruled_out
+        if isinstance(node, ast.IfStmt):
+            stack.append((node.cond, ruled_out))
+            stack.append((node.then, ruled_out | _impossible_when(node.cond, True)))
+            if node.else_ is not None:
+                stack.append((node.else_, ruled_out | _impossible_when(node.cond, False)))
+            continue
+        stack.extend((child, ruled_out) for child in _children(node))
+    return result
+
+
+def _children(node: object) -> list[object]:
+    """The AST nodes directly below ``node`` (spans and plain values left out)."""
+    children: list[object] = []
+    for f in dataclasses.fields(node):  # type: ignore[arg-type]
+        value = getattr(node, f.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if dataclasses.is_dataclass(item) and not isinstance(item, type | Span):
+                children.append(item)
+    return children
 
 
 def _join(items: list[str], word: str = "and") -> str:

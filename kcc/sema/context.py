@@ -22,6 +22,7 @@ from kcc.source import Span
 
 if TYPE_CHECKING:
     from kcc.registry import FunctionInfo, Registry
+    from kcc.sema.reach import Graph
 
 __all__ = [
     "RouteKey",
@@ -110,6 +111,8 @@ class SemaContext:
     reach: dict[int, Route] = field(default_factory=dict)
     #: id(route) -> the route blocks it calls with ``route(NAME)``
     callees: dict[int, list[ast.Route]] = field(default_factory=dict)
+    #: the call graph itself (edges with their call sites, route kinds per block)
+    graph: Graph | None = None
 
     # -- filled by `calls` -------------------------------------------------------------
     #: id(call) -> the function it resolved to (module functions and core actions)

@@ -254,7 +254,7 @@ def _propagate(blocks: list[ast.Route], graph: Graph) -> None:
 
 
 def check(ctx: SemaContext) -> None:
-    graph = build_graph(ctx)
+    graph = ctx.graph = build_graph(ctx)
     for block in ctx.route_blocks():
         flags = graph.possible[id(block)]
         ctx.reach[id(block)] = flags if flags else Route.REQUEST
