@@ -215,9 +215,25 @@ class AstBuilder(Transformer[LarkToken, ast.Config]):
         desc = nodes[1] if len(nodes) > 1 else None
         return ast.CfgVar(group, index, str(names[-1]), nodes[0], desc, self.span(meta))
 
+    def not_in_56(self, what: str, span: Span, help: str) -> None:
+        """E0209: a form newer Kamailio reads but 5.6, the release kcc follows, rejects."""
+        self.error(
+            "E0209",
+            f"{what} is not supported by Kamailio 5.6",
+            span,
+            "newer Kamailio syntax: `kamailio -c` 5.6 rejects it",
+            help=help,
+        )
+
     def socket_block(self, meta: Meta, children: list[Any]) -> ast.SocketBlock:
         name = children[0]
-        if str(name) != "socket":
+        if str(name) == "socket":
+            self.not_in_56(
+                "a `socket = { ... }` block",
+                self.span(meta),
+                'write `listen=proto:address:port` (with `advertise ...` and `name "..."`)',
+            )
+        else:
             brace = children[2]
             self.error(
                 "E0201",
@@ -354,6 +370,12 @@ class AstBuilder(Transformer[LarkToken, ast.Config]):
 
     def load_module(self, meta: Meta, children: list[Any]) -> ast.LoadModule:
         strings = _nodes(children)
+        if any(isinstance(c, LarkToken) and c.type == "LPAR" for c in children):
+            self.not_in_56(
+                f"`{children[0]}(...)` with parentheses",
+                self.span(meta),
+                f'write `{children[0]} "{strings[0].value}"`',
+            )
         opts = strings[1] if len(strings) > 1 else None
         expand = children[0].type == "LOADMODULEX"
         return ast.LoadModule(strings[0], opts, expand, self.span(meta))
@@ -399,6 +421,7 @@ class AstBuilder(Transformer[LarkToken, ast.Config]):
                 name, name_span = raw.value, raw.span
             else:
                 name, name_span = str(raw), self.tspan(raw)
+                self._check_digit_name(name, name_span)
             self._check_route_name(kind, raw, name, name_span)
         elif kind is ast.RouteKind.EVENT:
             self.error(
@@ -409,6 +432,15 @@ class AstBuilder(Transformer[LarkToken, ast.Config]):
                 help="name the event: `event_route[module:event] { ... }`",
             )
         return ast.Route(kind, name, name_span, body, self.span(meta))
+
+    def _check_digit_name(self, name: str, span: Span) -> None:
+        """``route[1a]``: 5.6 takes numbers or names starting with a letter, not both."""
+        if name[:1].isdigit() and not name.isdigit():
+            self.not_in_56(
+                f"the route name `{name}`",
+                span,
+                "start the name with a letter or `_`, or use a plain number",
+            )
 
     def _check_route_name(self, kind: ast.RouteKind, raw: Any, name: str, span: Span) -> None:
         if kind is ast.RouteKind.REPLY:
@@ -453,6 +485,13 @@ class AstBuilder(Transformer[LarkToken, ast.Config]):
     def block(self, meta: Meta, children: list[Any]) -> ast.Block:
         span = self.span(meta)
         stmts = tuple(_nodes(children))
+        for stmt in stmts:
+            if isinstance(stmt, ast.Block):
+                self.not_in_56(
+                    "a block `{ ... }` used as a statement",
+                    stmt.span,
+                    "remove the inner braces: the statements run in order anyway",
+                )
         if not stmts:
             self.error(
                 "E0205",
@@ -651,7 +690,7 @@ class AstBuilder(Transformer[LarkToken, ast.Config]):
     def _pvar(self, terminal: LarkToken) -> ast.PVar:
         token = self.tok(terminal)
         try:
-            return parse_pvar(token.text, token.span)
+            pvar = parse_pvar(token.text, token.span)
         except PvSyntaxError as error:
             already = any(
                 d.code == "E0107" and d.span is not None and d.span.start == token.span.start
@@ -660,6 +699,13 @@ class AstBuilder(Transformer[LarkToken, ast.Config]):
             if not already:
                 self.sink.emit(pvar_error(token.text, token.span, error))
             return ast.PVar(token.text.lstrip("$("), None, None, (), token.span)
+        if pvar.index is not None and not token.text.startswith("$("):
+            self.not_in_56(
+                "an index outside `$(...)`",
+                token.span,
+                f"write the full form: `$({token.text[1:]})`",
+            )
+        return pvar
 
     def string(self, meta: Meta, children: list[Any]) -> ast.String:
         parts: list[ast.FormatPart] = []
@@ -692,6 +738,8 @@ class AstBuilder(Transformer[LarkToken, ast.Config]):
         name_span = self.tspan(name_token)
         span = self.span(meta)
         args = [_dashed_host(a) for a in _nodes(children)]
+        if name == "route" and len(args) == 1 and isinstance(args[0], ast.Name):
+            self._check_digit_name(args[0].name, args[0].span)
         arity = _BUILTINS_ARITY.get(name)
         if arity is not None:
             if len(args) != arity:

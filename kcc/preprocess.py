@@ -1067,7 +1067,18 @@ class _Preprocessor:
         shown = f"{d.keyword} {name}"
         self.conds.append(_Cond(d.head, shown, True, (name in self.defines) == want))
 
+    def _not_in_56(self, d: _Directive) -> None:
+        """``#!ifexp``/``#!defexp`` came with Kamailio 6: 5.6 reads them as comments."""
+        self._error(
+            "E0209",
+            f"`{d.keyword}` is not supported by Kamailio 5.6",
+            Span(d.file, d.token.span.start, d.rest),
+            "Kamailio 5.6 reads this line as a comment",
+            help="use `#!ifdef`/`#!ifndef` on names defined with `#!define` or `-D`",
+        )
+
     def _d_ifexp(self, d: _Directive) -> None:
+        self._not_in_56(d)
         value = self._expression(d, d.rest)
         taken = value is not None and _truthy(value)
         self.conds.append(_Cond(d.head, d.shown, True, taken))
@@ -1151,6 +1162,7 @@ class _Preprocessor:
             return None
 
     def _d_defexp(self, d: _Directive) -> None:
+        self._not_in_56(d)
         parsed = self._name(d)
         if parsed is None:
             return

@@ -171,6 +171,7 @@ CASES: dict[str, Case] = {
     "bad_subnet": Case("E0204", "invalid bit number in netmask"),
     "typographic_quotes": Case("E0103", "syntax error"),
     "unterminated_string": Case("E0101", "unexpected EOF in unclosed string"),
+    "newer_loadmodule_form": Case("E0209", "string expected"),
     # preprocessor (kcc: kcc/preprocess.py)
     "define_twice": Case("E0113", "already defined: DBURL"),
     # no line from Kamailio: kcc points at the `#!ifdef` left open / the include line

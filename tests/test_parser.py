@@ -23,9 +23,12 @@ from .conftest import REPO, STOCK_CFG
 
 
 def parse(text: str, path: str = "t.cfg") -> ast.Config:
+    """Parse with no diagnostic, except E0209: the grammar also reads forms of newer
+    Kamailio releases, and that 5.6 rejects them is tested on its own."""
     sink = DiagnosticSink()
     config = parse_text(text, path, sink)
-    assert not sink.diagnostics, [render_plain(d) for d in sink.diagnostics]
+    left = [d for d in sink.diagnostics if d.code != "E0209"]
+    assert not left, [render_plain(d) for d in left]
     return config
 
 
@@ -934,3 +937,30 @@ def test_independent_errors_are_all_reported_once() -> None:
     ]
     assert route_names(result) == [("route", "C")]
     assert result.lost_routes == {("route", "A"), ("route", "B")}
+
+
+@pytest.mark.parametrize(
+    ("text", "what", "line", "column"),
+    [
+        ('loadmodule("sl.so")\n', "`loadmodule(...)` with parentheses", 1, 1),
+        ("socket = { bind = udp:127.0.0.1:5070; }\n", "a `socket = { ... }` block", 1, 1),
+        ("route[1a] {\n    exit;\n}\n", "the route name `1a`", 1, 7),
+        ("request_route {\n    route(1a);\n}\n", "the route name `1a`", 2, 11),
+        ("request_route {\n    $var(v) = $hdr(Via)[1];\n}\n", "an index outside `$(...)`", 2, 15),
+        (
+            "request_route {\n    {\n        exit;\n    }\n}\n",
+            "a block `{ ... }` used as a statement",
+            2,
+            5,
+        ),
+    ],
+)
+def test_forms_of_newer_kamailio_are_reported(text: str, what: str, line: int, column: int) -> None:
+    """Each form here makes `kamailio -c` 5.6 fail (checked by hand; see E0209.md)."""
+    sink = DiagnosticSink()
+    parse_text(text, "t.cfg", sink)
+    assert [(d.code, d.message) for d in sink.diagnostics] == [
+        ("E0209", f"{what} is not supported by Kamailio 5.6")
+    ]
+    span = sink.diagnostics[0].span
+    assert span is not None and (span.line, span.column) == (line, column)
