@@ -853,7 +853,11 @@ class _Preprocessor:
             candidates.append(base / value)
         found: Path | None = None
         for candidate in candidates:
-            if candidate.is_file():
+            try:
+                is_file = candidate.is_file()
+            except (OSError, ValueError):  # a name too long, a NUL in it: no such file
+                is_file = False
+            if is_file:
                 found = candidate
                 break
         if found is None:

@@ -991,3 +991,10 @@ def test_text_after_endif_hides_the_directive(tmp_path: Path) -> None:
     assert texts(pre) == ["d", ";"]
     _, sink = run(tmp_path, "#!ifdef X\n#!endif   # X\n")
     assert [d.code for d in sink.sorted()] == ["E0110", "W0115"]
+
+
+@pytest.mark.parametrize("name", ["x" * 5000, "a\\x00b", "dir/" * 2000 + "f.cfg"])
+def test_impossible_include_names_are_not_found(tmp_path: Path, name: str) -> None:
+    """Found by fuzzing: a name the OS refuses (too long, NUL) is a missing file, not a crash."""
+    _, sink = run(tmp_path, f'include_file "{name}"\nimport_file "{name}"\n')
+    assert [(d.code, d.span.line if d.span else 0) for d in sink.diagnostics] == [("E0112", 1)]
