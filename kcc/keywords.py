@@ -1,8 +1,8 @@
-"""Kamailio's core vocabulary: global parameters, core actions, condition keywords.
+"""Kamailio's global parameters (``children = 4``): spellings and accepted value kinds.
 
 Read once from ``data/core_keywords.tsv`` (facts extracted from Kamailio's ``cfg.lex``
-and ``cfg.y``: spellings, aliases, accepted value kinds). Module functions are not
-here: they live in the runtime's module registry.
+and ``cfg.y``). Core actions and module functions are not here: they live in the
+runtime's export tables (``kcc_runtime/modules/core.py`` ...), the one source of truth.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-__all__ = ["CoreAction", "GlobalParamSpec", "Keywords", "keywords"]
+__all__ = ["GlobalParamSpec", "Keywords", "keywords"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,29 +29,9 @@ class GlobalParamSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class CoreAction:
-    """A core action written like a function (``forward``, ``setflag`` ...)."""
-
-    name: str
-    aliases: tuple[str, ...]
-    #: accepted argument counts; ``-1`` marks ``return expr``-style forms
-    arities: frozenset[int]
-    bare: bool
-    forms: str
-    onsend: bool
-
-
-@dataclass(frozen=True, slots=True)
 class Keywords:
     #: every spelling (aliases included) -> its spec
     global_params: dict[str, GlobalParamSpec]
-    #: every spelling (aliases included) -> its spec
-    actions: dict[str, CoreAction]
-    #: every spelling -> canonical name (``status`` -> ``uri``)
-    condition_keywords: dict[str, str]
-
-    def canonical_param_names(self) -> list[str]:
-        return sorted({spec.name for spec in self.global_params.values()})
 
 
 def _kinds(forms: str) -> frozenset[str]:
@@ -64,23 +44,9 @@ def _kinds(forms: str) -> frozenset[str]:
     return frozenset(part.strip() for part in forms.split("|") if part.strip())
 
 
-def _arities(nargs: str, forms: str) -> tuple[frozenset[int], bool]:
-    values: set[int] = set()
-    for raw in nargs.split(","):
-        part = raw.strip()
-        if part.isdigit():
-            values.add(int(part))
-        elif part == "expr":
-            values.add(1)
-    bare = "bare" in forms
-    return frozenset(values), bare
-
-
 @cache
 def keywords() -> Keywords:
     params: dict[str, GlobalParamSpec] = {}
-    actions: dict[str, CoreAction] = {}
-    conditions: dict[str, str] = {}
     text = resources.files("kcc").joinpath("data/core_keywords.tsv").read_text("utf-8")
     for row in csv.DictReader(text.splitlines(), delimiter="\t"):
         kind, name = row["kind"], row["keyword"]
@@ -91,19 +57,4 @@ def keywords() -> Keywords:
             )
             for spelling in (name, *aliases):
                 params[spelling] = spec
-        elif kind == "action":
-            arities, bare = _arities(row["nargs"], row["forms_or_value_type"])
-            action = CoreAction(
-                name,
-                aliases,
-                arities,
-                bare,
-                row["forms_or_value_type"],
-                row["route_restriction"].startswith("allowed"),
-            )
-            for spelling in (name, *aliases):
-                actions[spelling] = action
-        elif kind == "condition_keyword":
-            for spelling in (name, *aliases):
-                conditions[spelling] = name
-    return Keywords(params, actions, conditions)
+    return Keywords(params)
