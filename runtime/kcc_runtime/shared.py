@@ -1,0 +1,48 @@
+"""State shared by every worker of one proxy: ``$shv`` and the ``lock()`` locks.
+
+This is the single-process store: one worker, so the table is a dict and a lock is a
+recursion counter per name (``lock("x")`` twice then ``unlock("x")`` twice, as
+cfgutils' recursive locks allow). The multi-process proxy (``children=N``) replaces it
+with a store in shared memory behind the same methods; route code and the modules only
+ever use these methods.
+"""
+
+from __future__ import annotations
+
+from kcc_runtime.values import Value
+
+__all__ = ["SharedStore"]
+
+
+class SharedStore:
+    """``$shv(name)`` values and named locks."""
+
+    def __init__(self, initial: dict[str, Value] | None = None) -> None:
+        self._values: dict[str, Value] = dict(initial or {})
+        self._held: dict[str, int] = {}
+
+    def get(self, name: str) -> Value:
+        """``$shv(name)``: an unset shared variable reads as the int 0, as in Kamailio."""
+        return self._values.get(name, 0)
+
+    def set(self, name: str, value: Value) -> None:
+        """``$shv(name) = value``; ``$null`` sets the int 0."""
+        self._values[name] = 0 if value is None else value
+
+    def lock(self, name: str) -> None:
+        """Take the lock ``name`` (recursive within one worker)."""
+        self._held[name] = self._held.get(name, 0) + 1
+
+    def unlock(self, name: str) -> bool:
+        """Release ``name``; False when this worker does not hold it."""
+        count = self._held.get(name, 0)
+        if count == 0:
+            return False
+        if count == 1:
+            del self._held[name]
+        else:
+            self._held[name] = count - 1
+        return True
+
+    def held(self, name: str) -> bool:
+        return name in self._held
