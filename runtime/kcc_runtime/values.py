@@ -145,6 +145,7 @@ __all__ = [
     "strempty",
     "strlen",
     "sub",
+    "truth",
     "to_int",
     "to_str",
     "wrap32",
@@ -226,6 +227,12 @@ def cast_str(value: Value) -> str:
 def cond(value: Value) -> bool:
     """Whether ``if``/``while`` take the branch: the value as an int is > 0."""
     return to_int(value) > 0
+
+
+def truth(value: Value) -> bool:
+    """The operand truth of ``!``, ``&&`` and ``||``: the value as an int is not 0
+    (``!(-1)`` is 0, so -1 is true here although ``if (-1)`` is false)."""
+    return to_int(value) != 0
 
 
 def selval_cond(value: Value) -> bool:

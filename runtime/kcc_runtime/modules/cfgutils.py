@@ -7,6 +7,7 @@ constant-argument rules from Kamailio's export table, defaults from the module R
 
 from __future__ import annotations
 
+from kcc_runtime.context import Context
 from kcc_runtime.exports import (
     INT,
     LOCK,
@@ -17,6 +18,23 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+
+__all__ = ["EXPORTS", "lock", "unlock"]
+
+
+def lock(ctx: Context, name: str) -> int:
+    """``lock("name")``: take the named lock (shared by every worker; recursive in
+    one worker, as cfgutils' recursive locks are): 1."""
+    ctx.proc.shared.lock(name)
+    return 1
+
+
+def unlock(ctx: Context, name: str) -> int:
+    """``unlock("name")``: release it. Kamailio returns 1 even when the lock is not
+    held; so does this (the store ignores the release)."""
+    ctx.proc.shared.unlock(name)
+    return 1
+
 
 EXPORTS = ModuleExports(
     name="cfgutils",
@@ -34,8 +52,8 @@ EXPORTS = ModuleExports(
         Cmd("reset_gflag", (INT,), Route.ANY, const_args=True, fixup="fixup_gflags"),
         Cmd("is_gflag", (INT,), Route.ANY, const_args=True, fixup="fixup_gflags"),
         # named locks
-        Cmd("lock", (LOCK,), Route.ANY, fixup="fixup_spve_null"),
-        Cmd("unlock", (LOCK,), Route.ANY, fixup="fixup_spve_null"),
+        Cmd("lock", (LOCK,), Route.ANY, fixup="fixup_spve_null", impl=lock),
+        Cmd("unlock", (LOCK,), Route.ANY, fixup="fixup_spve_null", impl=unlock),
         Cmd("trylock", (LOCK,), Route.ANY, fixup="fixup_spve_null"),
         # routes
         Cmd("check_route_exists", (STR,), Route.ANY, fixup="fixup_spve_null"),

@@ -7,6 +7,9 @@ constant-argument rules from Kamailio's export table, defaults from the module R
 
 from __future__ import annotations
 
+import logging
+
+from kcc_runtime.context import Branch, Context
 from kcc_runtime.exports import (
     INT,
     PV_WRITE,
@@ -17,6 +20,60 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.modules.core import current_ruri
+
+__all__ = ["EXPORTS", "append_branch", "str2q"]
+
+log = logging.getLogger("kcc_runtime.corex")
+
+#: no q-value given (Kamailio ``Q_UNSPECIFIED``)
+Q_UNSPECIFIED = -1
+
+
+def str2q(text: str) -> int | None:
+    """Kamailio's ``str2q``: a q-value 0..1 with at most three decimals, in
+    thousandths (``"0.5"`` -> 500); None when malformed."""
+    t = text.strip()
+    whole, dot, frac = t.partition(".")
+    if whole not in ("0", "1") or len(frac) > 3 or (frac and not frac.isdigit()):
+        return None
+    if whole == "1" and frac.strip("0"):
+        return None
+    if not dot and frac:
+        return None
+    return int(whole) * 1000 + int((frac + "000")[:3])
+
+
+def append_branch(ctx: Context, uri: str | None = None, q: str | None = None) -> int:
+    """``append_branch([uri [, q]])``: add a branch for parallel forking (corex /
+    kex ``km_append_branch``).
+
+    Without a URI the branch takes the current R-URI with ``$du``, the branch flags
+    of branch 0 and the forced socket, which are then reset (Kamailio moves them to
+    the new branch); with a URI it gets a copy of them. -1 when ``q`` is malformed
+    or the branch table is full (``max_branches``, branch 0 included)."""
+    qv = Q_UNSPECIFIED
+    if q is not None:
+        parsed = str2q(q)
+        if parsed is None:
+            log.error("invalid q value <%s>", q)
+            return -1
+        qv = parsed
+    if len(ctx.branches) + 1 >= ctx.proc.settings.max_branches:
+        log.error("max nr of branches exceeded")
+        return -1
+    if uri:
+        ctx.branches.append(Branch(uri, ctx.dst_uri, qv, ctx.bflags))
+        return 1
+    ruri = current_ruri(ctx)
+    if ruri is None:
+        return -1
+    ctx.branches.append(Branch(ruri, ctx.dst_uri, qv, ctx.bflags))
+    ctx.dst_uri = None
+    ctx.bflags = 0
+    ctx.send_socket = None
+    return 1
+
 
 # route kinds the functions below may be used in
 REQ_FAIL = Route.REQUEST | Route.FAILURE
@@ -25,9 +82,9 @@ EXPORTS = ModuleExports(
     name="corex",
     cmds=(
         # branches
-        Cmd("append_branch", (), REQ_FAIL),
-        Cmd("append_branch", (STR,), REQ_FAIL, fixup="fixup_spve_null"),
-        Cmd("append_branch", (STR, STR), REQ_FAIL, fixup="fixup_spve_spve"),
+        Cmd("append_branch", (), REQ_FAIL, impl=append_branch),
+        Cmd("append_branch", (STR,), REQ_FAIL, fixup="fixup_spve_null", impl=append_branch),
+        Cmd("append_branch", (STR, STR), REQ_FAIL, fixup="fixup_spve_spve", impl=append_branch),
         # sending
         Cmd("forward_reply", (), Route.CORE_ONREPLY),
         Cmd("send_udp", (), REQ_FAIL),

@@ -7,6 +7,10 @@ constant-argument rules from Kamailio's export table, defaults from the module R
 
 from __future__ import annotations
 
+import logging
+from typing import NamedTuple
+
+from kcc_runtime.context import Context
 from kcc_runtime.exports import (
     INT,
     REGEX,
@@ -18,6 +22,250 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.modules.core import current_ruri, set_ruri, split_uri
+from kcc_runtime.sip import Request, SipParseError, SipUri, parse_uri
+from kcc_runtime.sip.headers import parse_name_addr_list
+
+__all__ = ["EXPORTS", "loose_route", "record_route"]
+
+log = logging.getLogger("kcc_runtime.rr")
+
+#: loose_route's return codes (rr ``loose.c``): routed by the Route set; no Route or
+#: a failure; the only Route was ours on an out-of-dialog request (preloaded)
+RR_DRIVEN = 1
+NOT_RR_DRIVEN = -1
+RR_PRELOADED_ONLY_ME = -3
+
+
+def _host_for_uri(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def record_route(ctx: Context, params: str | None = None) -> int:
+    """``record_route([params])``: insert ``Record-Route: <sip:ADDR:PORT;lr;ftag=T
+    PARAMS>`` above any other Record-Route (rr ``record_route``, checked against
+    Kamailio 5.6: ``<sip:127.0.0.1:5060;lr;ftag=ft0;foo=bar>``).
+
+    ADDR/PORT are the advertised address and port, else the receiving socket's;
+    ``;transport=`` is added for anything but UDP; ``;lr=on`` with
+    ``enable_full_lr``; the From tag with ``append_fromtag`` (default on); a second
+    call for the same message is an error (-1), as in Kamailio. Double
+    record-routing (``enable_double_rr``) needs the outgoing socket, so it is the
+    engine's: when it sends on another socket than the one the request came in on
+    it adds the second entry with ``r2=on``.
+    """
+    msg = ctx.msg
+    if not isinstance(msg, Request):
+        return -1
+    if "record_route" in ctx.msg_flags:
+        log.error("double attempt to record-route")
+        return -1
+    proc = ctx.proc
+    host = ctx.advertised_address or _host_for_uri(ctx.received.dst_ip)
+    port = ctx.advertised_port or ctx.received.dst_port
+    parts = [f"<sip:{host}:{port}"]
+    if ctx.received.proto != "udp":
+        parts.append(f";transport={ctx.received.proto}")
+    parts.append(";lr=on" if proc.modparam_int("rr", "enable_full_lr", 0) else ";lr")
+    if proc.modparam_int("rr", "append_fromtag", 1):
+        try:
+            from_ = msg.from_
+        except SipParseError:
+            log.error("failed to parse From header")
+            return -1
+        tag = None if from_ is None else from_.tag
+        if tag:
+            parts.append(f";ftag={tag}")
+    if params:
+        parts.append(params)
+    parts.append(">")
+    try:
+        msg.add_record_route("".join(parts))
+    except ValueError:
+        log.error("bad Record-Route parameters <%s>", params)
+        return -1
+    ctx.msg_flags.add("record_route")
+    return 1
+
+
+class _Entry(NamedTuple):
+    """One Route value: its header line, its span, its URI."""
+
+    line: int
+    start: int
+    end: int
+    uri: str
+
+
+def _route_entries(msg: Request) -> list[_Entry] | None:
+    """Every Route value in order; None when a Route header does not parse."""
+    out: list[_Entry] = []
+    for i, name in enumerate(msg.names):
+        if name == b"route":
+            _, vs, ve, _ = msg.spans[i]
+            try:
+                values = parse_name_addr_list(msg.buf, vs, ve, "Route")
+            except SipParseError:
+                return None
+            for v in values:
+                out.append(_Entry(i, v.start, v.end, v.uri_raw.decode("utf-8", "surrogateescape")))
+    return out
+
+
+def _skip_lws(msg: Request, pos: int) -> int:
+    while msg.buf[pos : pos + 1] in (b" ", b"\t", b"\r", b"\n"):
+        pos += 1
+    return pos
+
+
+def _remove(msg: Request, entries: list[_Entry], gone: set[int]) -> None:
+    """Delete the Route values ``gone`` (indexes into ``entries``) as Kamailio's
+    lumps do: a whole line when all its values go, else from the line's first value
+    to the first kept one (a prefix) or from the last kept one to the end of the
+    last removed one (a suffix)."""
+    lines: dict[int, list[int]] = {}
+    for k, e in enumerate(entries):
+        lines.setdefault(e.line, []).append(k)
+    for line, ks in lines.items():
+        dead = [k for k in ks if k in gone]
+        if not dead:
+            continue
+        ls, _, _, le = msg.spans[line]
+        if len(dead) == len(ks):
+            msg._splice(ls, le, b"")
+            continue
+        kept = [k for k in ks if k not in gone]
+        if dead[0] == ks[0]:
+            # Kamailio cuts from hdr->body.s to the next nameaddr, both after the LWS
+            msg._splice(
+                _skip_lws(msg, entries[ks[0]].start), _skip_lws(msg, entries[kept[0]].start), b""
+            )
+        else:
+            msg._splice(entries[kept[-1]].end, entries[dead[-1]].end, b"")
+
+
+def _parse_sip(uri: str) -> SipUri | None:
+    try:
+        parsed = parse_uri(uri.encode("utf-8", "surrogateescape"))
+    except SipParseError:
+        return None
+    return parsed if isinstance(parsed, SipUri) else None
+
+
+def _is_me(ctx: Context, uri: SipUri) -> bool:
+    return ctx.proc.engine.is_myself(uri.host, uri.port, uri.param("transport"))
+
+
+def _save_ruri(ctx: Context, msg: Request, entries: list[_Entry]) -> None:
+    """The next hop is a strict router: keep the R-URI as a new last Route line."""
+    ruri = current_ruri(ctx) or ""
+    at = msg.spans[entries[-1].line][3]
+    line = b"Route: <" + ruri.encode("utf-8", "surrogateescape") + b">" + msg.eol
+    msg._splice(at, at, line)
+
+
+def _after_loose(ctx: Context, msg: Request, entries: list[_Entry], preloaded: bool) -> int:
+    first = _parse_sip(entries[0].uri)
+    if first is None:
+        log.error("failed to parse the first route URI")
+        return NOT_RR_DRIVEN
+    gone: set[int] = set()
+    k = 0
+    if _is_me(ctx, first):
+        gone.add(0)
+        k = 1
+        if k < len(entries) and first.has_param("r2") and _double_rr(ctx):
+            gone.add(1)
+            k = 2
+        if k >= len(entries):
+            _remove(msg, entries, gone)
+            return RR_PRELOADED_ONLY_ME if preloaded else RR_DRIVEN
+    nxt = _parse_sip(entries[k].uri)
+    if nxt is None:
+        log.error("failed to parse the next route URI")
+        return NOT_RR_DRIVEN
+    if not nxt.has_param("lr"):
+        _save_ruri(ctx, msg, entries)
+        if not set_ruri(ctx, entries[k].uri):
+            return NOT_RR_DRIVEN
+        gone.add(k)
+    else:
+        ctx.dst_uri = entries[k].uri
+    _remove(msg, entries, gone)
+    return RR_DRIVEN
+
+
+def _after_strict(ctx: Context, msg: Request, entries: list[_Entry]) -> int:
+    first = _parse_sip(entries[0].uri)
+    if first is None:
+        log.error("failed to parse the first route URI")
+        return NOT_RR_DRIVEN
+    gone: set[int] = set()
+    k = 0
+    if first.has_param("r2") and _double_rr(ctx) and _is_me(ctx, first):
+        gone.add(0)
+        k = 1
+        if k >= len(entries):
+            log.error("no next URI found")
+            return NOT_RR_DRIVEN
+    nxt = _parse_sip(entries[k].uri)
+    if nxt is None:
+        log.error("failed to parse the next route URI")
+        return NOT_RR_DRIVEN
+    if not nxt.has_param("lr"):
+        if not set_ruri(ctx, entries[k].uri):
+            return NOT_RR_DRIVEN
+        gone.add(k)
+    else:
+        if len(entries) - k < 2:
+            log.error("no remote target found")
+            return NOT_RR_DRIVEN
+        ctx.dst_uri = entries[k].uri
+        if not set_ruri(ctx, entries[-1].uri):
+            return NOT_RR_DRIVEN
+        gone.add(len(entries) - 1)
+    _remove(msg, entries, gone)
+    return RR_DRIVEN
+
+
+def _double_rr(ctx: Context) -> bool:
+    return ctx.proc.modparam_int("rr", "enable_double_rr", 1) != 0
+
+
+def loose_route(ctx: Context) -> int:
+    """``loose_route()``: route by the Route set (RFC 3261 §16.4, §16.12; rr
+    ``loose.c``, outcomes measured against Kamailio 5.6).
+
+    No Route header: -1. A request without To tag is *preloaded*: our own first
+    Route entry (and its ``r2=on`` twin) is removed, and when nothing is left the
+    result is -3. Otherwise, with the R-URI naming us, the previous hop was a strict
+    router: the last Route becomes the R-URI (and is removed) and the first,
+    loose, Route becomes ``$du``. Otherwise our own entries are removed and the
+    next Route becomes ``$du`` (loose next hop) or the R-URI (strict next hop: the
+    old R-URI is kept as a new last Route). Routed: 1.
+    """
+    msg = ctx.msg
+    if not isinstance(msg, Request):
+        return NOT_RR_DRIVEN
+    entries = _route_entries(msg)
+    if not entries:
+        return NOT_RR_DRIVEN
+    ruri = current_ruri(ctx)
+    parts = None if ruri is None else split_uri(ruri)
+    if parts is None:
+        log.error("failed to parse Request URI")
+        return NOT_RR_DRIVEN
+    try:
+        to = msg.to
+    except SipParseError:
+        return NOT_RR_DRIVEN
+    if to is None or to.tag is None:
+        return _after_loose(ctx, msg, entries, preloaded=True)
+    ruri_sip = _parse_sip(ruri or "")
+    if ruri_sip is not None and _is_me(ctx, ruri_sip):
+        return _after_strict(ctx, msg, entries)
+    return _after_loose(ctx, msg, entries, preloaded=False)
+
 
 # route kinds the functions below may be used in
 REQ_FAIL_BRANCH = Route.REQUEST | Route.FAILURE | Route.BRANCH
@@ -27,13 +275,13 @@ EXPORTS = ModuleExports(
     name="rr",
     cmds=(
         # record-routing
-        Cmd("record_route", (), REQ_FAIL_BRANCH),
-        Cmd("record_route", (STR,), REQ_FAIL_BRANCH, fixup="it_list_fixup"),
+        Cmd("record_route", (), REQ_FAIL_BRANCH, impl=record_route),
+        Cmd("record_route", (STR,), REQ_FAIL_BRANCH, fixup="it_list_fixup", impl=record_route),
         Cmd("record_route_preset", (STR,), REQ_FAIL_BRANCH, fixup="it_list_fixup"),
         Cmd("record_route_preset", (STR, STR), REQ_FAIL_BRANCH, fixup="it_list_fixup"),
         Cmd("record_route_advertised_address", (STR,), REQ_FAIL_BRANCH, fixup="it_list_fixup"),
         # route processing
-        Cmd("loose_route", (), Route.REQUEST),
+        Cmd("loose_route", (), Route.REQUEST, impl=loose_route),
         Cmd("loose_route_preloaded", (), Route.REQUEST),
         Cmd("loose_route_mode", (INT,), Route.REQUEST, fixup="fixup_igp_null"),
         Cmd("check_route_param", (REGEX,), Route.REQUEST, fixup="fixup_regexp_null"),

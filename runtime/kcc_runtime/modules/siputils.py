@@ -7,6 +7,7 @@ constant-argument rules from Kamailio's export table, defaults from the module R
 
 from __future__ import annotations
 
+from kcc_runtime.context import Context
 from kcc_runtime.exports import (
     INT,
     PV,
@@ -19,6 +20,30 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.sip import Request, SipParseError
+
+__all__ = ["EXPORTS", "has_totag", "is_reply", "is_request"]
+
+
+def has_totag(ctx: Context) -> int:
+    """``has_totag()``: 1 when the To header has a ``tag`` parameter, else -1
+    (also when To is missing or does not parse)."""
+    try:
+        to = ctx.msg.to
+    except SipParseError:
+        return -1
+    return 1 if to is not None and to.tag is not None else -1
+
+
+def is_request(ctx: Context) -> int:
+    """``is_request()``: 1 for a request, -1 for a reply."""
+    return 1 if isinstance(ctx.msg, Request) else -1
+
+
+def is_reply(ctx: Context) -> int:
+    """``is_reply()``: 1 for a reply, -1 for a request."""
+    return -1 if isinstance(ctx.msg, Request) else 1
+
 
 # route kinds the functions below may be used in
 REQ_LOCAL = Route.REQUEST | Route.LOCAL
@@ -51,9 +76,9 @@ EXPORTS = ModuleExports(
         Cmd("contact_param_decode_ruri", (STR,), Route.REQUEST, fixup="fixup_spve_null"),
         # methods, headers and options
         Cmd("options_reply", (), Route.REQUEST),
-        Cmd("has_totag", (), Route.ANY),
-        Cmd("is_request", (), Route.ANY),
-        Cmd("is_reply", (), Route.ANY),
+        Cmd("has_totag", (), Route.ANY, impl=has_totag),
+        Cmd("is_request", (), Route.ANY, impl=is_request),
+        Cmd("is_reply", (), Route.ANY, impl=is_reply),
         Cmd("is_gruu", (), Route.ANY),
         Cmd("is_gruu", (STR,), Route.ANY, fixup="fixup_spve_null"),
         Cmd("is_supported", (STR_CONST,), Route.ANY, const_args=True, fixup="fixup_option"),

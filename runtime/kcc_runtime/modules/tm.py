@@ -7,6 +7,16 @@ constant-argument rules from Kamailio's export table, defaults from the module R
 
 from __future__ import annotations
 
+import logging
+import re
+
+from kcc_runtime.context import (
+    BranchRouteFn,
+    Context,
+    FailureRouteFn,
+    ReplyContext,
+    ReplyRouteFn,
+)
 from kcc_runtime.exports import (
     ANY,
     HOSTPORT,
@@ -23,6 +33,138 @@ from kcc_runtime.exports import (
     Route,
 )
 
+__all__ = [
+    "EXPORTS",
+    "t_any_timeout",
+    "t_branch_timeout",
+    "t_check_status",
+    "t_check_trans",
+    "t_is_canceled",
+    "t_newtran",
+    "t_on_branch",
+    "t_on_failure",
+    "t_on_reply",
+    "t_relay",
+    "t_relay_to_sctp",
+    "t_relay_to_tcp",
+    "t_relay_to_tls",
+    "t_relay_to_udp",
+    "t_reply",
+    "t_set_fr",
+]
+
+log = logging.getLogger("kcc_runtime.tm")
+
+
+def _relay(ctx: Context, proto: str | None, host: str | None, port: int) -> int:
+    return ctx.proc.engine.t_relay(ctx, proto, host or None, port if port > 0 else None)
+
+
+def t_relay(ctx: Context, host: str | None = None, port: int = 0) -> int:
+    """``t_relay()`` / ``t_relay(host, port)``: relay statefully (engine): 1 relayed,
+    0 a retransmission absorbed (ends the script), -1 error."""
+    return _relay(ctx, None, host, port)
+
+
+def t_relay_to_udp(ctx: Context, host: str | None = None, port: int = 0) -> int:
+    """``t_relay_to_udp([host, port])``: :func:`t_relay` over UDP."""
+    return _relay(ctx, "udp", host, port)
+
+
+def t_relay_to_tcp(ctx: Context, host: str | None = None, port: int = 0) -> int:
+    """``t_relay_to_tcp([host, port])``: :func:`t_relay` over TCP."""
+    return _relay(ctx, "tcp", host, port)
+
+
+def t_relay_to_tls(ctx: Context, host: str | None = None, port: int = 0) -> int:
+    """``t_relay_to_tls([host, port])``: :func:`t_relay` over TLS."""
+    return _relay(ctx, "tls", host, port)
+
+
+def t_relay_to_sctp(ctx: Context, host: str | None = None, port: int = 0) -> int:
+    """``t_relay_to_sctp([host, port])``: :func:`t_relay` over SCTP."""
+    return _relay(ctx, "sctp", host, port)
+
+
+def t_newtran(ctx: Context) -> int:
+    """``t_newtran()``: create the transaction (engine)."""
+    return ctx.proc.engine.t_newtran(ctx)
+
+
+def t_check_trans(ctx: Context) -> int:
+    """``t_check_trans()``: does the message belong to a transaction (engine)."""
+    return ctx.proc.engine.t_check_trans(ctx)
+
+
+def t_reply(ctx: Context, code: int, reason: str) -> int:
+    """``t_reply(code, reason)``: a stateful reply (engine); code outside
+    100..699: -1."""
+    if not 100 <= code <= 699:
+        log.error("invalid reply code %d (100..699)", code)
+        return -1
+    return ctx.proc.engine.t_reply(ctx, code, reason)
+
+
+def t_is_canceled(ctx: Context) -> int:
+    """``t_is_canceled()``: 1 when the transaction was canceled, else -1."""
+    return ctx.proc.engine.t_is_canceled(ctx)
+
+
+def t_branch_timeout(ctx: Context) -> int:
+    """``t_branch_timeout()``: 1 when the failed branch timed out, else -1."""
+    return ctx.proc.engine.t_branch_timeout(ctx)
+
+
+def t_any_timeout(ctx: Context) -> int:
+    """``t_any_timeout()``: 1 when any branch timed out, else -1."""
+    return ctx.proc.engine.t_any_timeout(ctx)
+
+
+def t_on_failure(ctx: Context, route: FailureRouteFn) -> int:
+    """``t_on_failure("NAME")``: run ``failure_route[NAME]`` when every branch of
+    the transaction failed (the last call wins): 1."""
+    ctx.on_failure = route
+    return 1
+
+
+def t_on_branch(ctx: Context, route: BranchRouteFn) -> int:
+    """``t_on_branch("NAME")``: run ``branch_route[NAME]`` for each new branch: 1."""
+    ctx.on_branch = route
+    return 1
+
+
+def t_on_reply(ctx: Context, route: ReplyRouteFn) -> int:
+    """``t_on_reply("NAME")``: run ``onreply_route[NAME]`` for each reply: 1."""
+    ctx.on_reply = route
+    return 1
+
+
+def t_check_status(ctx: Context, pattern: re.Pattern[str]) -> int:
+    """``t_check_status("re")``: 1 when the regex finds a match in the status code
+    (as text, unanchored ``regexec``), -1 otherwise (tm ``t_check_status``).
+
+    The code is that of the reply being processed in a reply route and, from the
+    engine (:meth:`Engine.t_status`), the winning reply's in failure_route and the
+    last sent reply's in request_route. No transaction: error, -1.
+    """
+    status = ctx.proc.engine.t_status(ctx)
+    if status is None:
+        log.error("cannot check status for a reply which has no T-state established")
+        return -1
+    if isinstance(ctx, ReplyContext):
+        status = ctx.msg.status
+    return 1 if pattern.search(str(status)) else -1
+
+
+def t_set_fr(ctx: Context, invite_ms: int, noninvite_ms: int = 0) -> int:
+    """``t_set_fr(fr_inv [, fr])``: final-response timeouts in ms (0: the module
+    default) for this transaction (engine)."""
+    if invite_ms < 0 or noninvite_ms < 0:
+        log.error("invalid timer value")
+        return -1
+    return ctx.proc.engine.t_set_fr(ctx, invite_ms, noninvite_ms)
+
+
 # route kinds the functions below may be used in
 REQ_FAIL_REPLY = Route.REQUEST | Route.FAILURE | Route.ONREPLY
 REQ_FAIL = Route.REQUEST | Route.FAILURE
@@ -35,7 +177,7 @@ EXPORTS = ModuleExports(
     name="tm",
     cmds=(
         # stateful forwarding
-        Cmd("t_newtran", (), Route.REQUEST),
+        Cmd("t_newtran", (), Route.REQUEST, impl=t_newtran),
         Cmd("t_release", (), Route.REQUEST),
         Cmd(
             "t_relay_to_udp",
@@ -43,32 +185,36 @@ EXPORTS = ModuleExports(
             REQ_FAIL,
             const_args=True,
             fixup="fixup_hostport2proxy",
+            impl=t_relay_to_udp,
         ),
-        Cmd("t_relay_to_udp", (), REQ_FAIL),
+        Cmd("t_relay_to_udp", (), REQ_FAIL, impl=t_relay_to_udp),
         Cmd(
             "t_relay_to_tcp",
             (HOSTPORT, INT_CONST),
             REQ_FAIL,
             const_args=True,
             fixup="fixup_hostport2proxy",
+            impl=t_relay_to_tcp,
         ),
-        Cmd("t_relay_to_tcp", (), REQ_FAIL),
+        Cmd("t_relay_to_tcp", (), REQ_FAIL, impl=t_relay_to_tcp),
         Cmd(
             "t_relay_to_tls",
             (HOSTPORT, INT_CONST),
             REQ_FAIL,
             const_args=True,
             fixup="fixup_hostport2proxy",
+            impl=t_relay_to_tls,
         ),
-        Cmd("t_relay_to_tls", (), REQ_FAIL),
+        Cmd("t_relay_to_tls", (), REQ_FAIL, impl=t_relay_to_tls),
         Cmd(
             "t_relay_to_sctp",
             (HOSTPORT, INT_CONST),
             REQ_FAIL,
             const_args=True,
             fixup="fixup_hostport2proxy",
+            impl=t_relay_to_sctp,
         ),
-        Cmd("t_relay_to_sctp", (), REQ_FAIL),
+        Cmd("t_relay_to_sctp", (), REQ_FAIL, impl=t_relay_to_sctp),
         Cmd("t_replicate", (), Route.REQUEST),
         Cmd("t_replicate", (STR,), Route.REQUEST, fixup="fixup_spve_null"),
         Cmd(
@@ -113,13 +259,14 @@ EXPORTS = ModuleExports(
             const_args=True,
             fixup="fixup_proto_hostport2proxy",
         ),
-        Cmd("t_relay", (), REQ_FAIL),
+        Cmd("t_relay", (), REQ_FAIL, impl=t_relay),
         Cmd(
             "t_relay",
             (HOSTPORT, INT_CONST),
             REQ_FAIL,
             const_args=True,
             fixup="fixup_hostport2proxy",
+            impl=t_relay,
         ),
         Cmd(
             "t_relay_to_avp",
@@ -184,6 +331,7 @@ EXPORTS = ModuleExports(
             REQ_FAIL_TMREPLY_BRANCH,
             const_args=True,
             fixup="fixup_on_failure",
+            impl=t_on_failure,
         ),
         Cmd(
             "t_on_branch_failure",
@@ -198,6 +346,7 @@ EXPORTS = ModuleExports(
             REQ_FAIL_TMREPLY_BRANCH,
             const_args=True,
             fixup="fixup_on_reply",
+            impl=t_on_reply,
         ),
         Cmd(
             "t_on_branch",
@@ -205,9 +354,17 @@ EXPORTS = ModuleExports(
             REQ_FAIL,
             const_args=True,
             fixup="fixup_on_branch",
+            impl=t_on_branch,
         ),
         # replies
-        Cmd("t_reply", (REPLY_CODE, STR), REQ_FAIL_REPLY, const_args=True, fixup="fixup_t_reply"),
+        Cmd(
+            "t_reply",
+            (REPLY_CODE, STR),
+            REQ_FAIL_REPLY,
+            const_args=True,
+            fixup="fixup_t_reply",
+            impl=t_reply,
+        ),
         Cmd(
             "t_send_reply",
             (REPLY_CODE, STR),
@@ -228,21 +385,24 @@ EXPORTS = ModuleExports(
             REQ_FAIL_REPLY,
             const_args=True,
             fixup="fixup_t_check_status",
+            impl=t_check_status,
         ),
-        Cmd("t_branch_timeout", (), FAIL_EVENT),
+        Cmd("t_branch_timeout", (), FAIL_EVENT, impl=t_branch_timeout),
         Cmd("t_branch_replied", (), FAIL_EVENT),
-        Cmd("t_any_timeout", (), REQ_FAIL_TMREPLY_BRANCH),
+        Cmd("t_any_timeout", (), REQ_FAIL_TMREPLY_BRANCH, impl=t_any_timeout),
         Cmd("t_any_replied", (), REQ_FAIL_TMREPLY_BRANCH),
-        Cmd("t_is_canceled", (), REQ_FAIL_TMREPLY_BRANCH),
+        Cmd("t_is_canceled", (), REQ_FAIL_TMREPLY_BRANCH, impl=t_is_canceled),
         Cmd("t_is_retr_async_reply", (), Route.TM_ONREPLY),
         Cmd("t_is_expired", (), REQ_FAIL_TMREPLY_BRANCH),
         Cmd("t_grep_status", (INT,), REQ_FAIL_TMREPLY_BRANCH, fixup="fixup_var_int_1"),
-        Cmd("t_check_trans", (), REQ_REPLY_BRANCH),
+        Cmd("t_check_trans", (), REQ_REPLY_BRANCH, impl=t_check_trans),
         Cmd("t_is_set", (STR_CONST,), Route.ANY, const_args=True, fixup="fixup_t_is_set"),
         Cmd("t_get_status_code", (), REQ_FAIL_REPLY_BRANCH),
         # timers
-        Cmd("t_set_fr", (INT,), REQ_FAIL_TMREPLY_BRANCH, fixup="fixup_var_int_1"),
-        Cmd("t_set_fr", (INT, INT), REQ_FAIL_TMREPLY_BRANCH, fixup="fixup_var_int_12"),
+        Cmd("t_set_fr", (INT,), REQ_FAIL_TMREPLY_BRANCH, fixup="fixup_var_int_1", impl=t_set_fr),
+        Cmd(
+            "t_set_fr", (INT, INT), REQ_FAIL_TMREPLY_BRANCH, fixup="fixup_var_int_12", impl=t_set_fr
+        ),
         Cmd("t_reset_fr", (), REQ_FAIL_TMREPLY_BRANCH),
         Cmd("t_set_retr", (INT, INT), REQ_FAIL_TMREPLY_BRANCH, fixup="fixup_var_int_12"),
         Cmd("t_reset_retr", (), REQ_FAIL_TMREPLY_BRANCH),

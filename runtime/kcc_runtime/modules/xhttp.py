@@ -7,6 +7,7 @@ constant-argument rules from Kamailio's export table, defaults from the module R
 
 from __future__ import annotations
 
+from kcc_runtime.context import Context
 from kcc_runtime.exports import (
     REPLY_CODE,
     STR,
@@ -17,10 +18,24 @@ from kcc_runtime.exports import (
     Route,
 )
 
+__all__ = ["EXPORTS", "xhttp_reply"]
+
+
+def xhttp_reply(ctx: Context, code: int, reason: str, ctype: str, body: str) -> int:
+    """``xhttp_reply(code, reason, ctype, body)``: answer the HTTP request (engine)."""
+    return ctx.proc.engine.xhttp_reply(ctx, code, reason, ctype, body)
+
+
 EXPORTS = ModuleExports(
     name="xhttp",
     cmds=(
-        Cmd("xhttp_reply", (REPLY_CODE, STR, STR, STR), Route.REQUEST, fixup="fixup_xhttp_reply"),
+        Cmd(
+            "xhttp_reply",
+            (REPLY_CODE, STR, STR, STR),
+            Route.REQUEST,
+            fixup="fixup_xhttp_reply",
+            impl=xhttp_reply,
+        ),
     ),
     params=(
         ModParam("url_match", str, None),

@@ -1,0 +1,408 @@
+"""Route contexts: everything a generated route function reads and changes.
+
+A generated route function is ``def route_X(ctx: RequestContext) -> int``: plain,
+synchronous, sans-IO. It reads the message and the script state through ``ctx`` and
+asks the :class:`Engine` for everything that leaves the process (replies, forwards,
+transactions). The engine is the stateless core and transaction layer of the running
+proxy; it is sans-IO too (it queues datagrams, the transport sends them), so a route
+can be run in a test with nothing but bytes and a fake engine.
+
+Script control follows Kamailio's ``action.c``:
+
+- every function call records its return code in ``$rc`` (:meth:`Context.action`);
+  a code of 0 ends the script (an implicit ``exit``): :class:`ScriptExit`;
+- ``exit`` raises :class:`ScriptExit`, ``drop`` raises :class:`ScriptDrop`; both end
+  every nested ``route()`` and are caught by the :class:`~kcc_runtime.router.Router`;
+- ``route(X)`` runs a block with a recursion guard (``max_recursive_level``);
+- ``while`` loops stop after ``max_while_loops`` iterations (:class:`LoopGuard`).
+
+State has Kamailio's lifetimes: :class:`Process` holds what lives as long as a worker
+(``$var``, the shared ``$shv`` table, the config); a :class:`Context` holds what
+belongs to one run of a top-level route (the message, its flags, ``$rc``, AVPs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, Self, TypeAlias
+
+from kcc_runtime.exports import Route
+from kcc_runtime.shared import SharedStore
+from kcc_runtime.values import Value
+
+if TYPE_CHECKING:
+    from kcc_runtime.router import Config
+    from kcc_runtime.sip import Message, Request, Response
+
+__all__ = [
+    "Branch",
+    "BranchContext",
+    "BranchRouteFn",
+    "Context",
+    "Engine",
+    "EventContext",
+    "FailureContext",
+    "FailureRouteFn",
+    "LoopGuard",
+    "OnsendContext",
+    "Process",
+    "Received",
+    "ReplyContext",
+    "ReplyRouteFn",
+    "RequestContext",
+    "RouteFn",
+    "RuntimeSettings",
+    "ScriptDrop",
+    "ScriptExit",
+]
+
+log = logging.getLogger("kcc_runtime.script")
+
+
+class ScriptExit(Exception):  # noqa: N818 -- Kamailio's name for the action
+    """``exit`` (or a function returning 0): stop running the script for this message."""
+
+
+class ScriptDrop(Exception):  # noqa: N818 -- Kamailio's name for the action
+    """``drop``: stop the script and drop the message (in a reply or branch route the
+    reply is not relayed, the branch not sent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """The core settings of the cfg that govern script execution."""
+
+    max_while_loops: int = 100
+    max_recursive_level: int = 256
+    max_branches: int = 12
+
+
+class Engine(Protocol):
+    """What route code asks of the running proxy: the stateless core and the
+    transaction layer. Implemented by the proxy (``kcc_runtime.serve``) and by fakes
+    in tests (``tests/runtime/fake_engine.py``).
+
+    Every method that performs an action returns a Kamailio return code (> 0 success,
+    < 0 failure; 0 only where Kamailio itself returns 0, which ends the script). The
+    module functions in :mod:`kcc_runtime.modules` do the pure message work themselves
+    (R-URI, flags, headers) and call these methods only for what leaves the process or
+    lives in a transaction. The message to send is ``ctx.msg`` with its edits and
+    ``ctx.new_uri`` / ``ctx.dst_uri`` / ``ctx.branches``; the engine reads
+    ``ctx.msg_flags`` (``force_rport``, ``set_forward_close``...), the advertised
+    address and port, ``ctx.send_socket`` and the armed ``ctx.on_failure`` /
+    ``ctx.on_branch`` / ``ctx.on_reply`` routes when it sends.
+    """
+
+    # -- the stateless core ---------------------------------------------------------
+
+    def send_reply(self, ctx: Context, code: int, reason: str) -> int:
+        """Send a stateless reply ``code reason`` to the request ``ctx.msg`` (sl's
+        ``sl_send_reply``): 1 when sent, -1 on failure (the message cannot be
+        replied to, the code is out of 100..699, sending failed)."""
+        ...
+
+    def send_error_reply(self, ctx: Context) -> int:
+        """sl's ``sl_reply_error``: a stateless reply describing the last internal
+        error of this message (Kamailio's ``err2reason_phrase`` of ``prev_ser_error``,
+        500 "Server Internal Error" when none is recorded): 1 when sent, -1 else."""
+        ...
+
+    def forward(self, ctx: Context, proto: str | None, host: str | None, port: int | None) -> int:
+        """Stateless ``forward``: send the request (or relay the reply) to ``host``
+        and ``port`` over ``proto``. ``host`` None: the next hop is ``ctx.dst_uri``
+        or else the R-URI (``ctx.new_uri`` or the received one), with its port and
+        ``transport``; ``port`` None: the port of that URI or the protocol's default
+        (5060, 5061 for TLS); ``proto`` None: the URI's transport, else UDP.
+        1 when sent, -1 when the destination cannot be resolved or sending failed."""
+        ...
+
+    def is_myself(self, host: str, port: int | None, proto: str | None) -> bool:
+        """Kamailio's ``check_self``: whether ``host`` (an IP, IPv6 in brackets or
+        not, or a name) is one of the listen addresses or aliases and ``port`` one
+        of their ports (None: the default port of ``proto``, 5060/5061). Used by
+        ``loose_route`` to recognise its own Route entries."""
+        ...
+
+    # -- the transaction layer (tm) ---------------------------------------------------
+
+    def has_transaction(self, ctx: Context) -> bool:
+        """Whether a transaction exists for ``ctx.msg`` (tm's ``t_gett()`` set and
+        not ``T_UNDEFINED``); sl's ``send_reply`` replies statefully then."""
+        ...
+
+    def t_relay(self, ctx: Context, proto: str | None, host: str | None, port: int | None) -> int:
+        """tm's ``t_relay``: create the transaction if there is none and forward the
+        request statefully to every branch (the R-URI branch, then ``ctx.branches``),
+        arming ``ctx.on_failure``/``on_branch``/``on_reply``. ``host``/``port``/
+        ``proto`` as for :meth:`forward` (``t_relay(host, port)``,
+        ``t_relay_to_udp``...). Kamailio's codes: 1 relayed, 0 for a retransmission
+        already absorbed (ACK to a negative reply, CANCEL relayed), -1 error."""
+        ...
+
+    def t_newtran(self, ctx: Context) -> int:
+        """tm's ``t_newtran``: create the transaction for the request: 1 created,
+        0 when the request is a retransmission (the script ends), -1 error."""
+        ...
+
+    def t_check_trans(self, ctx: Context) -> int:
+        """tm's ``t_check_trans``: for a request, 1 when it belongs to an existing
+        transaction (a retransmission is absorbed and the script ends: 0; a CANCEL
+        or ACK of a known transaction: 1), -1 when there is none; for a reply, 1
+        when it matches a transaction."""
+        ...
+
+    def t_reply(self, ctx: Context, code: int, reason: str) -> int:
+        """tm's ``t_reply``: send ``code reason`` statefully on the transaction
+        (created if needed, as Kamailio does for ``t_reply`` in request_route): 1
+        sent, -1 error."""
+        ...
+
+    def t_is_canceled(self, ctx: Context) -> int:
+        """1 when the transaction was canceled (a CANCEL arrived), -1 otherwise or
+        when there is no transaction."""
+        ...
+
+    def t_branch_timeout(self, ctx: Context) -> int:
+        """In failure_route: 1 when the failed branch ended by timeout, -1 otherwise."""
+        ...
+
+    def t_any_timeout(self, ctx: Context) -> int:
+        """1 when any branch of the transaction timed out, -1 otherwise."""
+        ...
+
+    def t_status(self, ctx: Context) -> int | None:
+        """The status ``t_check_status`` tests, by route kind (tm ``t_check_status``):
+        request_route: the last reply the transaction sent (0 when none);
+        failure_route: the winning reply's code (``t_pick_branch``);
+        branch_failure_route: the failed branch's last received code. None when
+        there is no transaction. (In a reply route the module uses the reply's own
+        status and asks only whether a transaction exists.)"""
+        ...
+
+    def t_set_fr(self, ctx: Context, invite_ms: int, noninvite_ms: int) -> int:
+        """tm's ``t_set_fr``: the final-response timeouts (ms; 0 = the module
+        default) of the current transaction, or of the next one the message
+        creates: 1, -1 on error."""
+        ...
+
+    # -- other modules ------------------------------------------------------------------
+
+    def xhttp_reply(self, ctx: Context, code: int, reason: str, ctype: str, body: str) -> int:
+        """xhttp's ``xhttp_reply``: answer the HTTP request of
+        ``event_route[xhttp:request]``: 1 sent, -1 error."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """Where a message came from and on which local socket (``$si $sp $Ri $Rp $pr``).
+
+    ``proto`` is Kamailio's protocol name (``udp``, ``tcp``, ``tls``, ``sctp``, ``ws``,
+    ``wss``); addresses are textual (IPv6 without brackets)."""
+
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    proto: str = "udp"
+
+
+@dataclass
+class Branch:
+    """An additional branch (``append_branch``): its R-URI, ``$du``, q-value, flags."""
+
+    uri: str
+    dst_uri: str | None = None
+    q: int = -1
+    bflags: int = 0
+
+
+@dataclass
+class Process:
+    """What lives as long as a worker process."""
+
+    engine: Engine
+    settings: RuntimeSettings = field(default_factory=RuntimeSettings)
+    #: ``$var(name)``: per process, kept from one message to the next
+    vars: dict[str, Value] = field(default_factory=dict)
+    #: ``$shv`` and ``lock()``: shared by all workers
+    shared: SharedStore = field(default_factory=SharedStore)
+    #: route blocks by name for ``route($var(x))``: set by the router
+    routes: Mapping[str, RouteFn] = field(default_factory=dict)
+    #: ``modparam`` values by (module, parameter), as the module functions read them
+    #: (rr ``append_fromtag``, maxfwd ``max_limit``...): set by the router from the
+    #: config; a parameter not given keeps the module's default
+    modparams: Mapping[tuple[str, str], int | str] = field(default_factory=dict)
+    #: the compiled cfg's globals, modules and custom cfg variables (``myself``,
+    #: ``@cfg_get``): set by the router; None in a bare test process
+    config: Config | None = None
+
+    def modparam_int(self, module: str, name: str, default: int) -> int:
+        """The int value of ``modparam(module, name)``, or ``default``."""
+        value = self.modparams.get((module, name), default)
+        return value if isinstance(value, int) else default
+
+
+class LoopGuard:
+    """Counts the iterations of one ``while`` and stops it after ``max_while_loops``."""
+
+    __slots__ = ("count", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.count = 0
+        self.limit = limit
+
+    def next(self) -> bool:
+        """Allow one more iteration; False (with Kamailio's error) past the limit."""
+        self.count += 1
+        if self.limit > 0 and self.count > self.limit:
+            log.error("runaway while: more than %d loops", self.limit)
+            return False
+        return True
+
+
+class Context:
+    """One run of the script on one message."""
+
+    #: the route kind this context runs (Kamailio's ``route_type``)
+    kind: Route = Route.REQUEST
+
+    def __init__(self, proc: Process, msg: Message, received: Received) -> None:
+        self.proc: Process = proc
+        self.msg: Message = msg
+        self.received: Received = received
+        #: the rewritten R-URI (``$ru`` after ``rewritehost``, ``$ru = ...``); None:
+        #: unchanged. Kept apart from ``msg`` so ``revert_uri`` can undo it, as Kamailio
+        #: keeps ``new_uri`` beside the first line
+        self.new_uri: str | None = None
+        #: ``$du``, the next hop that overrides the R-URI for sending
+        self.dst_uri: str | None = None
+        #: branches added by ``append_branch`` (branch 0 is the R-URI itself)
+        self.branches: list[Branch] = []
+        #: ``$avp``: name -> values, newest first (Kamailio's AVP list order)
+        self.avps: dict[str | int, list[Value]] = {}
+        #: core message flags that are not script flags: ``force_rport``,
+        #: ``set_reply_close`` ... by Kamailio's action name
+        self.msg_flags: set[str] = set()
+        #: ``set_advertised_address``/``set_advertised_port``/``force_send_socket``
+        self.advertised_address: str | None = None
+        self.advertised_port: int | None = None
+        self.send_socket: tuple[str, str, int] | None = None
+        #: ``$rc`` / ``$?`` / ``$retcode``: the last action's return code
+        self.rc: int = 1
+        #: message flags (``setflag``, ``$mf``), script flags (``$sf``), branch flags
+        #: of branch 0 (``$bf``): 32-bit sets as unsigned ints
+        self.flags: int = 0
+        self.sflags: int = 0
+        self.bflags: int = 0
+        #: the blocks armed by ``t_on_failure`` / ``t_on_branch`` / ``t_on_reply``
+        #: (tm keeps them with the transaction; the engine copies them when it relays)
+        self.on_failure: FailureRouteFn | None = None
+        self.on_branch: BranchRouteFn | None = None
+        self.on_reply: ReplyRouteFn | None = None
+        self._depth = 0
+
+    # -- return codes ---------------------------------------------------------------
+
+    def action(self, rc: int) -> int:
+        """Record a function's return code in ``$rc``; 0 ends the script."""
+        self.rc = rc
+        if rc == 0:
+            raise ScriptExit
+        return rc
+
+    def test(self, rc: int) -> bool:
+        """A function call used as a condition: true when its code is > 0."""
+        return self.action(rc) > 0
+
+    def value(self, rc: int) -> int:
+        """A function call used as a value: 1 when its code is > 0, else 0."""
+        return 1 if self.action(rc) > 0 else 0
+
+    def returns(self, value: int) -> int:
+        """``return value``: the block's value; ``return 0`` is ``exit``."""
+        if value == 0:
+            raise ScriptExit
+        return value
+
+    # -- sub-routes -----------------------------------------------------------------
+
+    def route(self, fn: Callable[[Self], int]) -> int:
+        """``route(NAME)``: run a block, record its value in ``$rc``."""
+        if self._depth >= self.proc.settings.max_recursive_level:
+            log.error(
+                "too many recursive routing table lookups (%d)",
+                self.proc.settings.max_recursive_level,
+            )
+            self.rc = -1
+            return -1
+        self._depth += 1
+        try:
+            rc = fn(self)
+        finally:
+            self._depth -= 1
+        self.rc = rc
+        return rc
+
+    def route_by_name(self, name: str) -> int:
+        """``route(expr)``: run the ``route[name]`` block; -1 if there is none."""
+        fn = self.proc.routes.get(name)
+        if fn is None:
+            log.error("route [%s] not found", name)
+            self.rc = -1
+            return -1
+        return self.route(fn)
+
+    def loop_guard(self) -> LoopGuard:
+        return LoopGuard(self.proc.settings.max_while_loops)
+
+
+class RequestContext(Context):
+    """``request_route`` and the blocks it calls: a received request."""
+
+    kind = Route.REQUEST
+    msg: Request
+
+
+class FailureContext(Context):
+    """``failure_route``: the request of a transaction whose branches all failed."""
+
+    kind = Route.FAILURE
+    msg: Request
+
+
+class ReplyContext(Context):
+    """``onreply_route`` / ``reply_route``: a received reply."""
+
+    kind = Route.TM_ONREPLY
+    msg: Response
+
+
+class BranchContext(Context):
+    """``branch_route``: one outgoing branch of a request."""
+
+    kind = Route.BRANCH
+    msg: Request
+
+
+class OnsendContext(Context):
+    """``onsend_route``: a request about to be sent."""
+
+    kind = Route.ONSEND
+    msg: Request
+
+
+class EventContext(Context):
+    """``event_route[module:event]``."""
+
+    kind = Route.ONEVENT
+
+
+#: a compiled route block of any kind (the ``route($var(x))`` table, the router)
+RouteFn: TypeAlias = Callable[..., int]
+#: a block a tm function arms: ``t_on_failure("X")`` gets ``failure_route_X``
+FailureRouteFn: TypeAlias = Callable[[FailureContext], int]
+BranchRouteFn: TypeAlias = Callable[[BranchContext], int]
+ReplyRouteFn: TypeAlias = Callable[[ReplyContext], int]
