@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, Self, TypeAlias
 
 from kcc_runtime.exports import Route
+from kcc_runtime.htable import HashTables
 from kcc_runtime.shared import SharedStore
 from kcc_runtime.values import Value
 
@@ -229,6 +230,8 @@ class Process:
     vars: dict[str, Value] = field(default_factory=dict)
     #: ``$shv`` and ``lock()``: shared by all workers
     shared: SharedStore = field(default_factory=SharedStore)
+    #: htable's ``$sht`` tables, ``sht_lock`` locks and iterators: set by the router
+    htables: HashTables = field(default_factory=HashTables)
     #: route blocks by name for ``route($var(x))``: set by the router
     routes: Mapping[str, RouteFn] = field(default_factory=dict)
     #: ``modparam`` values by (module, parameter), as the module functions read them

@@ -56,6 +56,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar, Final, TypeAlias
 
+from kcc_runtime.htable import Table as HtTable
+from kcc_runtime.htable import count_matcher
 from kcc_runtime.sip import Request, Response, SipParseError
 from kcc_runtime.sip.message import canonical_name
 from kcc_runtime.values import Value, to_int, to_str
@@ -636,6 +638,119 @@ class _Shv(Accessor):
         ctx.proc.shared.set(self.inner_name(ctx), value)
 
 
+# -- htable: $sht and friends (kcc_runtime.htable) -------------------------------------------
+
+
+def _sht_target(acc: Accessor, ctx: Context) -> tuple[HtTable | None, str]:
+    """The table and key of ``$sht(table=>key)`` (the inner name rendered, split at
+    the first ``=>``); no table when it is not declared."""
+    name, _, key = acc.inner_name(ctx).partition("=>")
+    return ctx.proc.htables.table(name), key
+
+
+class _Sht(Accessor):
+    """``$sht(table=>key)``: read (``$null``, or the table's ``initval``, when the key
+    is missing or expired) and write (``$null`` deletes). A table the cfg does not
+    declare reads ``$null``; assigning to it logs Kamailio's error and the script goes
+    on ("setting pvar failed")."""
+
+    __slots__ = ()
+    writable = True
+
+    def read(self, ctx: Context) -> Value:
+        table, key = _sht_target(self, ctx)
+        return None if table is None else table.get(key)
+
+    def write(self, ctx: Context, value: Value) -> None:
+        table, key = _sht_target(self, ctx)
+        if table is None:
+            log.error("htable not found for $sht(%s): setting pvar failed", self.inner_name(ctx))
+            return
+        table.set(key, value)
+
+
+class _ShtEx(Accessor):
+    """``$shtex(table=>key)``: seconds until the item expires (0: missing, never, or a
+    table without ``autoexpire``); assigning sets it (0: never expire)."""
+
+    __slots__ = ()
+    writable = True
+
+    def read(self, ctx: Context) -> Value:
+        table, key = _sht_target(self, ctx)
+        return 0 if table is None else table.expires_in(key)
+
+    def write(self, ctx: Context, value: Value) -> None:
+        table, key = _sht_target(self, ctx)
+        if table is None:
+            log.error("htable not found for $shtex(%s): setting pvar failed", self.inner_name(ctx))
+            return
+        table.set_expires(key, to_int(value))
+
+
+class _ShtCount(Accessor):
+    """``$shtcn(table=>expr)`` / ``$shtcv(table=>expr)``: items whose name / string
+    value matches ``expr`` (``~~re``, ``%~prefix``, ``~%suffix``, ``==text``, ``**``;
+    :func:`kcc_runtime.htable.count_matcher`); 0 for a bad regex."""
+
+    __slots__ = ()
+
+    def read(self, ctx: Context) -> Value:
+        table, expr = _sht_target(self, ctx)
+        if table is None:
+            return None
+        test = count_matcher(expr)
+        if test is None:
+            return 0
+        by_value = self.name == "shtcv"
+        return table.count(test, by_value=by_value, everything=expr.startswith("**"))
+
+
+class _ShtAdd(Accessor):
+    """``$shtinc(table=>key)`` / ``$shtdec(table=>key)``: add 1 / -1 to an int item
+    and read the new value (:meth:`kcc_runtime.htable.Table.add`)."""
+
+    __slots__ = ()
+
+    def read(self, ctx: Context) -> Value:
+        table, key = _sht_target(self, ctx)
+        if table is None:
+            return None
+        return table.add(key, 1 if self.name == "shtinc" else -1)
+
+
+class _ShtIter(Accessor):
+    """``$shtitkey(name)`` / ``$shtitval(name)``: the current item of iterator
+    ``name``; ``$null`` before the first ``sht_iterator_next`` and after the last."""
+
+    __slots__ = ()
+
+    def read(self, ctx: Context) -> Value:
+        it = ctx.proc.htables.iterators.get(self.inner_name(ctx))
+        if it is None or it.current is None:
+            return None
+        if self.name == "shtitkey":
+            return it.current
+        item = it.item()
+        return None if item is None else item.value
+
+
+class _ShtRecord(Accessor):
+    """``$shtrecord(key)`` / ``$shtrecord(value)``: the expired item
+    ``event_route[htable:expired:<table>]`` runs for; ``$null`` elsewhere."""
+
+    __slots__ = ()
+
+    def read(self, ctx: Context) -> Value:
+        record = ctx.proc.htables.expired_record
+        if record is None:
+            return None
+        attr = self.inner_name(ctx)
+        if attr == "key":
+            return record.key
+        return record.value if attr == "value" else None
+
+
 def avp_key(name: str) -> str | int:
     """An AVP name as ``ctx.avps`` keys it: ``i:5`` -> 5, ``s:x`` and ``x`` -> ``"x"``."""
     if name.startswith("i:"):
@@ -951,6 +1066,12 @@ _CLASSES: Final[dict[str, type[Accessor]]] = {
     **dict.fromkeys(("mf", "sf", "bf"), _Flags),
     "var": _Var,
     "shv": _Shv,
+    "sht": _Sht,
+    "shtex": _ShtEx,
+    **dict.fromkeys(("shtcn", "shtcv"), _ShtCount),
+    **dict.fromkeys(("shtinc", "shtdec"), _ShtAdd),
+    **dict.fromkeys(("shtitkey", "shtitval"), _ShtIter),
+    "shtrecord": _ShtRecord,
     "avp": _Avp,
     "xavp": _Xavp,
     "hdr": _Hdr,

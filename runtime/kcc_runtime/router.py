@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from kcc_runtime.context import Process, RouteFn, RuntimeSettings, ScriptDrop, ScriptExit
 from kcc_runtime.debug import format_cfg_report
+from kcc_runtime.htable import HashTables
 from kcc_runtime.kw import Myself
 from kcc_runtime.shared import SharedStore
 from kcc_runtime.values import Value, str_to_int
@@ -152,11 +153,15 @@ class Router:
     def process(self, engine: Engine) -> Process:
         """A worker's state for this cfg: settings, ``$shv`` initial values, the
         ``route($var(x))`` table, ``modparam`` values by (module, name) (the last one
-        given wins), and the config (for ``@cfg_get`` and ``myself``)."""
+        given wins), the config (for ``@cfg_get`` and ``myself``), and the htable
+        tables of ``modparam("htable", "htable", ...)``: a bad definition raises
+        :class:`~kcc_runtime.htable.HtableDefinitionError`, the worker does not start
+        (as Kamailio does not)."""
         proc = Process(
             engine=engine,
             settings=self.config.settings(),
             shared=SharedStore(self.config.shv_initial()),
+            htables=HashTables.from_modparams(self.config.modparam_values("htable", "htable")),
             routes=dict(self.routes),
             modparams={(m, n): v for m, n, v in self.config.modparams},
             config=self.config,

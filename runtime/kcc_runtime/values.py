@@ -145,9 +145,9 @@ __all__ = [
     "strempty",
     "strlen",
     "sub",
-    "truth",
     "to_int",
     "to_str",
+    "truth",
     "wrap32",
 ]
 

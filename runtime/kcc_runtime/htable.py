@@ -1,0 +1,513 @@
+"""The htable module's named hash tables (``$sht(table=>key)``), shared by every
+worker of one proxy.
+
+Tables are declared with ``modparam("htable", "htable", "name=>size=8;autoexpire=300;
+initval=0;updateexpire=1")`` and built once per worker by :meth:`HashTables.from_modparams`
+(``Router.process``). This is the single-process store, like
+:class:`~kcc_runtime.shared.SharedStore`: a table is a dict; the multi-process proxy
+swaps in shared memory behind the same methods, and route code (``$sht`` accessors in
+:mod:`kcc_runtime.pv`, the functions in :mod:`kcc_runtime.modules.htable`) only ever
+uses these methods.
+
+Kamailio 5.6.3 behaviour followed (measured on loopback with ``xlog`` from
+``event_route[htable:mod-init]`` and ``request_route``; the module README for the rest):
+
+- a definition is ``name=>attr=value;...`` with the attributes ``size``, ``autoexpire``,
+  ``initval``, ``updateexpire``, ``dbtable``, ``dbmode``, ``dmqreplicate``, ``cols``;
+  an unknown attribute, a missing ``=>``, a non-number where a number belongs
+  (``size=x``, ``autoexpire=-5``, ``initval=abc``) or a table declared twice makes
+  Kamailio refuse to start ("invalid htable parameter", "htable already configured"):
+  here :class:`HtableDefinitionError`. ``name=>`` alone is a table with the defaults.
+  There is no database and no DMQ here: ``dbtable``/``dbmode``/``cols``/
+  ``dmqreplicate`` are accepted and ignored with a warning;
+- ``size`` is the number of bits of the slot count (2^size buckets, not a cap on the
+  items); kept for :meth:`HashTables.dump` only, since a dict has no buckets;
+- a missing key reads ``$null``, or the int ``initval`` when the table has one;
+  ``$sht(t=>k) = $null`` deletes; ints and strings are kept as they are (a string
+  ``"12"`` stays a string: ``$sht(a=>k) + 1`` is ``"121"``);
+- time is whole seconds (Kamailio's ``time(NULL)``); in a table with ``autoexpire=N``
+  an item written at ``t`` expires at ``t + N`` and is gone once the clock passes it
+  (``expire < now``); a write refreshes the expiry unless ``updateexpire=0``. Items of
+  a table without ``autoexpire`` never expire, whatever ``sht_setxs``/``$shtex`` ask;
+- ``$shtinc``/``$shtdec`` add to an int item and give the new value; a missing item is
+  created as ``initval +/- 1`` when the table has an ``initval``, else nothing happens
+  and the result is ``$null``; a string item gives ``$null``;
+- ``$shtcn(t=>expr)``/``$shtcv(t=>expr)`` count items by name / by string value:
+  ``~~re`` (POSIX ERE, case-insensitive), ``%~text`` (starts with), ``~%text`` (ends
+  with), ``==text`` (equal), ``**`` (all items, ints included), anything else is a
+  regex;
+- iterators (``sht_iterator_*``) belong to the process, at most 4 at a time.
+
+Expired items are removed lazily when a read meets them and periodically by
+:meth:`HashTables.purge`, which the engine's timer calls (Kamailio: every
+``timer_interval`` s, default 20) and which returns every item that expired since the
+last call, so the engine can run ``event_route[htable:expired:<table>]`` for each with
+:attr:`HashTables.expired_record` set (``$shtrecord(key)``/``$shtrecord(value)``).
+Kamailio removes expired items only in its timer, so ``$shtcn`` there still counts an
+expired item until the next sweep; here counting sweeps the table first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Final
+
+from kcc_runtime.values import EvalError, Value, compile_posix_ere, wrap32
+
+__all__ = [
+    "MAX_ITERATORS",
+    "Clock",
+    "ExpiredRecord",
+    "HashTables",
+    "HtIterator",
+    "HtableDefinitionError",
+    "Item",
+    "Table",
+    "TableSpec",
+    "compile_matcher",
+    "count_matcher",
+    "parse_definition",
+]
+
+log = logging.getLogger("kcc_runtime.htable")
+
+#: the time source: seconds since the epoch (``time.time``; tests pass a fake)
+Clock = Callable[[], float]
+#: Kamailio's ``HT_ITERATOR_SIZE``: iterators one process may hold at once
+MAX_ITERATORS: Final = 4
+
+_INT_ATTRS: Final = ("size", "autoexpire", "updateexpire", "dbmode", "dmqreplicate")
+_IGNORED: Final = ("dbtable", "dbmode", "cols", "dmqreplicate")
+
+
+class HtableDefinitionError(ValueError):
+    """A ``modparam("htable", "htable", ...)`` value Kamailio refuses at start-up."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """One table definition, parsed."""
+
+    name: str
+    #: slot count bits as written (0: not given, Kamailio's default of 8 slots)
+    size: int = 0
+    #: seconds after the last write an item expires; 0: never
+    autoexpire: int = 0
+    #: what a missing key reads instead of ``$null``
+    initval: int | None = None
+    #: whether a write refreshes an item's expiry
+    updateexpire: bool = True
+    #: accepted and ignored (no database, no DMQ in kcc)
+    dbtable: str | None = None
+    dbmode: int = 0
+    dmqreplicate: int = 0
+    cols: str | None = None
+
+    @property
+    def slots(self) -> int:
+        """The bucket count Kamailio would allocate (2^size, clamped to 8..16384)."""
+        bits = self.size if self.size >= 2 else 3
+        return 1 << min(bits, 14)
+
+
+def _split_attrs(text: str) -> list[str]:
+    """Split ``a=1;b='x;y'`` at the semicolons outside quotes."""
+    items: list[str] = []
+    current: list[str] = []
+    quote = ""
+    for char in text:
+        if quote:
+            current.append(char)
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+            current.append(char)
+        elif char == ";":
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return [item for item in items if item.strip(" \t")]
+
+
+def _number(definition: str, attr: str, text: str, *, signed: bool) -> int:
+    body = text[1:] if signed and text[:1] in "+-" else text
+    if not body.isascii() or not body.isdigit():
+        raise HtableDefinitionError(
+            f"invalid htable parameter [{definition}]: {attr}={text!r} is not "
+            f"{'an integer' if signed else 'a non-negative integer'}"
+        )
+    return int(text)
+
+
+def parse_definition(text: str) -> TableSpec:
+    """Parse one ``name=>attr=value;...`` definition (Kamailio's ``ht_table_spec``);
+    :class:`HtableDefinitionError` for what Kamailio refuses."""
+    name, sep, rest = text.partition("=>")
+    if not sep:
+        raise HtableDefinitionError(f"invalid htable parameter [{text}]: no '=>' after the name")
+    values: dict[str, str] = {}
+    for item in _split_attrs(rest):
+        key, eq, value = item.partition("=")
+        key, value = key.strip(" \t"), value.strip(" \t")
+        if not eq:
+            raise HtableDefinitionError(f"invalid htable parameter [{text}]: {key!r} has no value")
+        if key not in (*_INT_ATTRS, "initval", "dbtable", "cols"):
+            raise HtableDefinitionError(
+                f"invalid htable parameter [{text}]: unknown attribute {key!r}"
+            )
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    ints = {k: _number(text, k, values[k], signed=False) for k in _INT_ATTRS if k in values}
+    initval = values.get("initval")
+    return TableSpec(
+        name=name.strip(" \t"),
+        size=ints.get("size", 0),
+        autoexpire=ints.get("autoexpire", 0),
+        initval=None if initval is None else _number(text, "initval", initval, signed=True),
+        updateexpire=ints.get("updateexpire", 1) != 0,
+        dbtable=values.get("dbtable") or None,
+        dbmode=ints.get("dbmode", 0),
+        dmqreplicate=ints.get("dmqreplicate", 0),
+        cols=values.get("cols") or None,
+    )
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> Callable[[str], bool] | None:
+    """A case-insensitive POSIX ERE search (htable's ``regcomp`` flags); None (logged)
+    when glibc would refuse the pattern ("bad re")."""
+    try:
+        compiled = compile_posix_ere(pattern)
+    except EvalError:
+        log.error("bad re %s", pattern)
+        return None
+    return lambda text: compiled.search(text) is not None
+
+
+def compile_matcher(op: str, operand: str) -> Callable[[str], bool] | None:
+    """The test of ``sht_match_name``/``sht_rm_name`` & co.: ``eq``, ``ne``, ``sw``
+    (case-sensitive), ``re`` (case-insensitive regex). None for an unsupported
+    operator (logged, as Kamailio's "unsupported match operator") or a bad regex."""
+    if op == "eq":
+        return lambda text: text == operand
+    if op == "ne":
+        return lambda text: text != operand
+    if op == "sw":
+        return lambda text: text.startswith(operand)
+    if op == "re":
+        return _regex(operand)
+    log.warning("unsupported match operator: %s", op)
+    return None
+
+
+def count_matcher(expr: str) -> Callable[[str], bool] | None:
+    """The test of ``$shtcn``/``$shtcv``: ``~~re``, ``%~prefix``, ``~%suffix``,
+    ``==text``, ``**`` (everything), else a regex; None for a bad regex."""
+    head, tail = expr[:2], expr[2:]
+    if head == "**":
+        return lambda text: True
+    if head == "==":
+        return lambda text: text == tail
+    if head == "%~":
+        return lambda text: text.startswith(tail)
+    if head == "~%":
+        return lambda text: text.endswith(tail)
+    return _regex(tail if head == "~~" else expr)
+
+
+@dataclass(slots=True)
+class Item:
+    """One entry: its value and its absolute expiry second (0: never)."""
+
+    value: int | str
+    expire: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredRecord:
+    """An item that expired: what ``event_route[htable:expired:<table>]`` sees."""
+
+    table: str
+    key: str
+    value: int | str
+
+
+class Table:
+    """One named table. Every method reads the clock once, through :meth:`now`."""
+
+    __slots__ = ("_clock", "_expired", "items", "spec")
+
+    def __init__(self, spec: TableSpec, clock: Clock, expired: list[ExpiredRecord]) -> None:
+        self.spec = spec
+        self.items: dict[str, Item] = {}
+        self._clock = clock
+        self._expired = expired
+
+    def now(self) -> int:
+        return int(self._clock())
+
+    def _is_expired(self, item: Item, now: int) -> bool:
+        return self.spec.autoexpire > 0 and 0 < item.expire < now
+
+    def _expire(self, key: str, item: Item) -> None:
+        del self.items[key]
+        self._expired.append(ExpiredRecord(self.spec.name, key, item.value))
+
+    def live(self, key: str, now: int | None = None) -> Item | None:
+        """The item under ``key`` unless it has expired (then it is removed)."""
+        item = self.items.get(key)
+        if item is None:
+            return None
+        if self._is_expired(item, self.now() if now is None else now):
+            self._expire(key, item)
+            return None
+        return item
+
+    def sweep(self, now: int | None = None) -> None:
+        """Remove every expired item (queued for :meth:`HashTables.purge`)."""
+        if self.spec.autoexpire <= 0:
+            return
+        when = self.now() if now is None else now
+        for key, item in list(self.items.items()):
+            if self._is_expired(item, when):
+                self._expire(key, item)
+
+    def _new_expire(self, now: int) -> int:
+        return now + self.spec.autoexpire if self.spec.autoexpire > 0 else 0
+
+    def get(self, key: str) -> Value:
+        """``$sht(t=>key)``: the value, else ``initval``, else ``$null``."""
+        item = self.live(key)
+        if item is not None:
+            return item.value
+        return self.spec.initval
+
+    def set(self, key: str, value: Value) -> None:
+        """``$sht(t=>key) = value``; ``$null`` deletes."""
+        if value is None:
+            self.items.pop(key, None)
+            return
+        now = self.now()
+        item = self.live(key, now)
+        if item is None:
+            self.items[key] = Item(value, self._new_expire(now))
+            return
+        item.value = value
+        if self.spec.updateexpire:
+            item.expire = self._new_expire(now)
+
+    def set_ex(self, key: str, value: int | str, expires: int) -> None:
+        """``sht_setxs``/``sht_setxi``: set the value, the item expiring ``expires``
+        s from now (0: after ``autoexpire``; ignored in a table without it)."""
+        self.set(key, value)
+        if expires > 0 and self.spec.autoexpire > 0:
+            self.items[key].expire = self.now() + expires
+
+    def delete(self, key: str) -> None:
+        self.items.pop(key, None)
+
+    def expires_in(self, key: str) -> int:
+        """``$shtex(t=>key)``: seconds until the item expires; 0 for a missing item,
+        one that never expires, or any item of a table without ``autoexpire``."""
+        if self.spec.autoexpire <= 0:
+            return 0
+        now = self.now()
+        item = self.live(key, now)
+        if item is None or item.expire == 0:
+            return 0
+        return item.expire - now
+
+    def set_expires(self, key: str, seconds: int) -> None:
+        """``$shtex(t=>key) = seconds``: the item expires ``seconds`` from now (0:
+        never); nothing in a table without ``autoexpire`` or for a missing item."""
+        if self.spec.autoexpire <= 0:
+            return
+        now = self.now()
+        item = self.live(key, now)
+        if item is not None:
+            item.expire = now + seconds if seconds > 0 else 0
+
+    def add(self, key: str, delta: int) -> int | None:
+        """``$shtinc``/``$shtdec``: the new int value, None when nothing was added."""
+        now = self.now()
+        item = self.live(key, now)
+        if item is None:
+            if self.spec.initval is None:
+                return None
+            value = wrap32(self.spec.initval + delta)
+            self.items[key] = Item(value, self._new_expire(now))
+            return value
+        if not isinstance(item.value, int):
+            return None
+        item.value = wrap32(item.value + delta)
+        if self.spec.updateexpire:
+            item.expire = self._new_expire(now)
+        return item.value
+
+    def reset(self) -> None:
+        """``sht_reset``: remove every item."""
+        self.items.clear()
+
+    def count(self, test: Callable[[str], bool], *, by_value: bool, everything: bool) -> int:
+        """``$shtcn``/``$shtcv``: how many items' names (values) pass ``test``; by
+        value only string values count unless ``everything`` (``**``)."""
+        self.sweep()
+        if not by_value:
+            return sum(1 for key in self.items if test(key))
+        if everything:
+            return len(self.items)
+        return sum(1 for i in self.items.values() if isinstance(i.value, str) and test(i.value))
+
+    def any_match(self, test: Callable[[str], bool], *, by_value: bool) -> bool:
+        """``sht_match_name``/``sht_match_str_value``: whether a live item matches
+        (by value: string values only)."""
+        self.sweep()
+        if not by_value:
+            return any(test(key) for key in self.items)
+        return any(isinstance(i.value, str) and test(i.value) for i in self.items.values())
+
+    def remove_matching(self, test: Callable[[str], bool], *, by_value: bool) -> int:
+        """``sht_rm_name``/``sht_rm_value`` & co.: remove the matching items (by
+        value: string values only); how many went."""
+        doomed = [
+            key
+            for key, item in self.items.items()
+            if (test(key) if not by_value else isinstance(item.value, str) and test(item.value))
+        ]
+        for key in doomed:
+            del self.items[key]
+        return len(doomed)
+
+
+@dataclass(slots=True)
+class HtIterator:
+    """``sht_iterator_start(name, table)``: a walk over the table's keys as they were
+    at the start (items removed since are skipped). ``current`` is the key the
+    iterator is on, None before the first ``next`` and after the last."""
+
+    table: Table
+    keys: list[str]
+    position: int = -1
+    current: str | None = None
+
+    def next(self) -> bool:
+        """Move to the next live item; False at the end."""
+        while self.position + 1 < len(self.keys):
+            self.position += 1
+            key = self.keys[self.position]
+            if self.table.live(key) is not None:
+                self.current = key
+                return True
+        self.position = len(self.keys)
+        self.current = None
+        return False
+
+    def item(self) -> Item | None:
+        """The current item (None when there is none or it has gone)."""
+        return None if self.current is None else self.table.live(self.current)
+
+
+@dataclass
+class HashTables:
+    """Every table of the cfg, the ``sht_lock`` locks, and this process's iterators."""
+
+    tables: dict[str, Table] = field(default_factory=dict)
+    clock: Clock = time.time
+    #: ``sht_lock`` recursion counts by (table, key) (re-entrant per process)
+    held: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: ``sht_iterator_*`` by name: per process in Kamailio (pkg memory)
+    iterators: dict[str, HtIterator] = field(default_factory=dict)
+    #: the record ``event_route[htable:expired:<table>]`` runs for (``$shtrecord``)
+    expired_record: ExpiredRecord | None = None
+    _expired: list[ExpiredRecord] = field(default_factory=list, init=False, repr=False)
+
+    @classmethod
+    def from_specs(cls, specs: Iterable[TableSpec], clock: Clock = time.time) -> HashTables:
+        """Tables for ``specs``; a name given twice is a :class:`HtableDefinitionError`
+        ("htable already configured")."""
+        out = cls(clock=clock)
+        for spec in specs:
+            if spec.name in out.tables:
+                raise HtableDefinitionError(f"htable already configured [{spec.name}]")
+            ignored = [a for a in _IGNORED if getattr(spec, a)]
+            if ignored:
+                log.warning(
+                    "htable [%s]: %s ignored: kcc has no database or DMQ replication",
+                    spec.name,
+                    ", ".join(ignored),
+                )
+            out.tables[spec.name] = Table(spec, clock, out._expired)
+        return out
+
+    @classmethod
+    def from_modparams(
+        cls, definitions: Iterable[int | str], clock: Clock = time.time
+    ) -> HashTables:
+        """Tables for every ``modparam("htable", "htable", ...)`` value, in cfg order;
+        the first bad one raises :class:`HtableDefinitionError` (Kamailio does not
+        start)."""
+        return cls.from_specs((parse_definition(str(d)) for d in definitions), clock)
+
+    def table(self, name: str) -> Table | None:
+        return self.tables.get(name)
+
+    def purge(self, now: int | None = None) -> list[ExpiredRecord]:
+        """The timer's sweep: remove every expired item and return every item that
+        expired since the last call (also those removed lazily by reads), oldest
+        first, for ``event_route[htable:expired:<table>]``."""
+        for table in self.tables.values():
+            table.sweep(now)
+        out = list(self._expired)
+        self._expired.clear()
+        return out
+
+    # -- sht_lock / sht_unlock -----------------------------------------------------
+
+    def lock(self, table: str, key: str) -> None:
+        self.held[(table, key)] = self.held.get((table, key), 0) + 1
+
+    def unlock(self, table: str, key: str) -> None:
+        """Release one level; releasing a lock not held does nothing (Kamailio: 1)."""
+        count = self.held.get((table, key), 0)
+        if count <= 1:
+            self.held.pop((table, key), None)
+        else:
+            self.held[(table, key)] = count - 1
+
+    # -- iterators -------------------------------------------------------------------
+
+    def iterator_start(self, name: str, table: Table) -> bool:
+        """Start (or restart) iterator ``name``; False when 4 others are in use."""
+        if name not in self.iterators and len(self.iterators) >= MAX_ITERATORS:
+            log.error("no iterator available - max number is %d", MAX_ITERATORS)
+            return False
+        table.sweep()
+        self.iterators[name] = HtIterator(table, list(table.items))
+        return True
+
+    def iterator_end(self, name: str) -> bool:
+        return self.iterators.pop(name, None) is not None
+
+    def dump(self) -> list[str]:
+        """``sht_print``: one line per table and per item (Kamailio prints slots and
+        hash ids; a dict has neither, so those are left out)."""
+        lines: list[str] = []
+        for table in self.tables.values():
+            table.sweep()
+            spec = table.spec
+            lines.append(
+                f"htable[{spec.name}] slots: {spec.slots} items: {len(table.items)} "
+                f"exp: {spec.autoexpire}"
+            )
+            for key, item in table.items.items():
+                kind = "i" if isinstance(item.value, int) else "s"
+                lines.append(f"\tcell: {key} expire: {item.expire} v-{kind}:{item.value}")
+        return lines
