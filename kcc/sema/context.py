@@ -138,14 +138,33 @@ def iter_nodes(node: Any) -> Iterator[Any]:
         current = stack.pop()
         yield current
         children: list[Any] = []
-        for f in dataclasses.fields(current):
-            value = getattr(current, f.name)
-            if isinstance(value, tuple):
-                children.extend(v for v in value if _is_node(v))
-            elif _is_node(value):
+        for name in _node_fields(type(current)):
+            value = getattr(current, name)
+            if type(value) is tuple:
+                children.extend(v for v in value if type(v) in _NODE_TYPES)
+            elif type(value) in _NODE_TYPES:
                 children.append(value)
         stack.extend(reversed(children))
 
 
-def _is_node(value: Any) -> bool:
-    return dataclasses.is_dataclass(value) and not isinstance(value, type | Span)
+#: every AST node class (the dataclasses of :mod:`kcc.ast`)
+_NODE_TYPES: frozenset[type] = frozenset(
+    cls
+    for cls in vars(ast).values()
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == ast.__name__
+)
+
+
+def _node_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a node class that can hold nodes (all but its spans)."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple(
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name != "span" and not f.name.endswith("_span")
+        )
+    return found
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
