@@ -20,6 +20,9 @@ from kcc.diagnostics import render_json, render_plain, render_rich, summary_line
 from kcc.explain import all_codes, explain_page
 from kcc.pipeline import STAGE_NAMES, CompileContext, run_pipeline
 
+#: the stages `kcc check --dump-after` can stop after (`build` is `kcc build`'s)
+CHECK_STAGES = tuple(name for name in STAGE_NAMES if name != "build")
+
 EXIT_OK = 0
 EXIT_ERRORS = 1
 EXIT_USAGE = 2
@@ -123,16 +126,16 @@ def check(
         str | None,
         typer.Option(
             "--dump-after",
-            help=f"print the intermediate form after a stage: {', '.join(STAGE_NAMES)}",
+            help=f"print the intermediate form after a stage: {', '.join(CHECK_STAGES)}",
             metavar="STAGE",
         ),
     ] = None,
 ) -> None:
     """Check a config: preprocessing, syntax and semantic errors, with no Kamailio installed."""
     defines = _parse_defines(define)
-    if dump_after is not None and dump_after not in STAGE_NAMES:
+    if dump_after is not None and dump_after not in CHECK_STAGES:
         raise typer.BadParameter(
-            f"unknown stage `{dump_after}`; stages: {', '.join(STAGE_NAMES)}",
+            f"unknown stage `{dump_after}`; stages: {', '.join(CHECK_STAGES)}",
             param_hint="--dump-after",
         )
     if not file.is_file():
@@ -157,6 +160,81 @@ def check(
     _print_diagnostics(ctx, fmt, werror=werror)
     failed = ctx.sink.has_errors or (werror and ctx.sink.warning_count > 0)
     raise typer.Exit(EXIT_ERRORS if failed else EXIT_OK)
+
+
+@app.command()
+def build(
+    file: Annotated[Path, typer.Argument(help="the config to compile", show_default=False)],
+    *,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="write the module here (default: stdout)"),
+    ] = None,
+    define: Annotated[
+        list[str],
+        typer.Option("-D", "--define", help="define NAME[=VALUE], like `kamailio -A`"),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    check_only: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="write nothing; exit 1 with a diff when OUTPUT is not what kcc would generate",
+        ),
+    ] = False,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="diagnostics as text, JSON or SARIF 2.1.0")
+    ] = OutputFormat.text,
+) -> None:
+    """Compile a config into a Python module (a proxy's routing logic, on kcc_runtime)."""
+    defines = _parse_defines(define)
+    if not file.is_file():
+        sys.stderr.write(f"error: cannot read `{file}`: no such file\n")
+        raise typer.Exit(EXIT_USAGE)
+    if check_only and output is None:
+        raise typer.BadParameter("`--check` compares with an output file: give `-o FILE`")
+    try:
+        ctx = run_pipeline(file, defines=defines, stop_after="build")
+    except Exception as exc:  # anything escaping the pipeline is a kcc bug
+        _internal_error("build", exc)
+    _print_diagnostics(ctx, fmt)
+    if ctx.sink.has_errors or ctx.python is None:
+        raise typer.Exit(EXIT_ERRORS)
+    if output is None:
+        sys.stdout.write(ctx.python)
+        raise typer.Exit(EXIT_OK)
+    if check_only:
+        raise typer.Exit(_check_output(output, ctx.python))
+    try:
+        output.write_text(ctx.python, encoding="utf-8")
+    except OSError as exc:
+        sys.stderr.write(f"error: cannot write `{output}`: {exc.strerror or exc}\n")
+        raise typer.Exit(EXIT_USAGE) from None
+    raise typer.Exit(EXIT_OK)
+
+
+def _check_output(output: Path, expected: str) -> int:
+    """``--check``: 0 when ``output`` holds exactly ``expected``, else 1 and a diff."""
+    import difflib
+
+    try:
+        current = output.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        sys.stderr.write(f"{output}: missing; run `kcc build` to create it\n")
+        return EXIT_ERRORS
+    except (OSError, UnicodeDecodeError) as exc:
+        sys.stderr.write(f"error: cannot read `{output}`: {exc}\n")
+        return EXIT_ERRORS
+    if current == expected:
+        return EXIT_OK
+    diff = difflib.unified_diff(
+        current.splitlines(keepends=True),
+        expected.splitlines(keepends=True),
+        fromfile=str(output),
+        tofile=f"{output} (kcc build)",
+    )
+    sys.stdout.write("".join(diff))
+    sys.stderr.write(f"{output}: out of date; run `kcc build` to regenerate it\n")
+    return EXIT_ERRORS
 
 
 @app.command()

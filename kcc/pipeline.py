@@ -1,19 +1,22 @@
 """The compiler as a list of named stages (Cython's pipeline, cairo's pass manager).
 
-    preprocess -> parse -> check
+    preprocess -> parse -> check -> build
 
 Each stage reads and fills the :class:`CompileContext`. Stages report to
 ``ctx.sink`` and keep going so one run reports everything a stage can find; the
 pipeline stops *between* stages once there are errors (a fatal error inside a stage,
 such as a syntax error, stops it at once). ``stop_after`` ends the run after the named
-stage, which is what ``kcc check --dump-after STAGE`` prints.
+stage, which is what ``kcc check --dump-after STAGE`` prints. ``build`` (code generation,
+:mod:`kcc.codegen.emit`, then :func:`kcc.format.format_module`) runs only when asked
+for (``stop_after="build"``): ``kcc check`` never generates code.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from kcc import ast
 from kcc.diagnostics import DiagnosticSink, FatalError
@@ -21,7 +24,7 @@ from kcc.parser import parse
 from kcc.preprocess import Preprocessed, preprocess
 from kcc.sema import SemaContext, run_passes
 
-__all__ = ["STAGES", "CompileContext", "StageName", "run_pipeline"]
+__all__ = ["STAGES", "CompileContext", "StageName", "run_pipeline", "source_name"]
 
 StageName = str
 
@@ -37,6 +40,8 @@ class CompileContext:
     #: the parser dropped top-level text it could not parse (see kcc.parser.ParseResult)
     partial: bool = False
     lost_routes: set[tuple[str, str | None]] = field(default_factory=set)
+    #: the generated module (``build``), formatted
+    python: str | None = None
     #: the last stage that ran to completion
     completed: StageName | None = None
 
@@ -71,10 +76,48 @@ def _check(ctx: CompileContext) -> None:
     run_passes(ctx.sema)
 
 
+def source_name(path: Path) -> str:
+    """The cfg path as the generated header names it: relative to the working directory
+    (so the same tree built from anywhere with the same relative path is identical)."""
+    try:
+        relative = os.path.relpath(path.resolve(), Path.cwd().resolve())
+    except ValueError:  # another drive: no relative path exists
+        relative = str(path)
+    return PurePath(relative).as_posix()
+
+
+def _build(ctx: CompileContext) -> None:
+    import libcst as cst
+
+    from kcc.codegen.emit import BuildError, CodeGenerator, input_hash, module_code
+    from kcc.format import FormatStream
+
+    assert ctx.sema is not None
+    assert ctx.preprocessed is not None
+    name = source_name(ctx.path)
+    generator = CodeGenerator(ctx.sema, source=name, digest=input_hash(ctx.preprocessed.tokens))
+    functions: dict[int, str] = {}
+
+    def started(function: cst.FunctionDef) -> None:
+        # black starts on each route function while the next one is generated
+        functions[id(function)] = code = cst.Module(body=[function]).code
+        stream.submit(code)
+
+    with FormatStream() as stream:
+        try:
+            module = generator.generate(on_function=started)
+        except BuildError as refused:
+            for diagnostic in refused.diagnostics:
+                ctx.sink.emit(diagnostic)
+            return
+        ctx.python = stream.finish(module_code(module, functions), filename=f"<kcc build {name}>")
+
+
 STAGES: tuple[tuple[StageName, Callable[[CompileContext], None]], ...] = (
     ("preprocess", _preprocess),
     ("parse", _parse),
     ("check", _check),
+    ("build", _build),
 )
 
 #: lexical errors after which the token stream is exactly what the user meant, so

@@ -26,8 +26,11 @@ CASES = sorted((REPO / "tests" / "diagnostics").glob("*.cfg"))
 def render_case(cfg: Path) -> str:
     cwd = Path.cwd()
     os.chdir(REPO)
+    # build-time refusals (E09xx) are found by `kcc build`, which runs the `build` stage
+    header = cfg.read_text(encoding="utf-8", errors="replace").partition("\n")[0]
+    stage = "build" if "E09" in header else "check"
     try:
-        ctx = run_pipeline(cfg.relative_to(REPO))
+        ctx = run_pipeline(cfg.relative_to(REPO), stop_after=stage)
         text = "".join(render_plain(d) + "\n" for d in ctx.sink.sorted())
         return text + f"{summary_line(ctx.sink)}\n"
     finally:

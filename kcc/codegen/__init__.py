@@ -9,7 +9,12 @@ The generator builds trees, never strings of code. This package holds its parts:
   string, even with non-UTF-8 bytes) and the ``# file.cfg:N`` marker comments that
   ``kcc_runtime.debug`` maps tracebacks back with.
 
-The formatted text comes from :func:`kcc.format.format_module` (black, then ``compile()``).
+- :mod:`kcc.codegen.emit`: the :class:`~kcc.codegen.emit.CodeGenerator` itself (one
+  emitter per AST class, following ``docs/generated-code.md``) and the build refusals
+  (E0901, E0902).
+
+The formatted text comes from :func:`kcc.format.format_module` (black, then ``compile()``);
+the ``build`` stage of :mod:`kcc.pipeline` runs both.
 """
 
 from __future__ import annotations

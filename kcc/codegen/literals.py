@@ -38,6 +38,8 @@ can never end the comment and start a statement. ``kcc_runtime.debug`` reads mar
 
 from __future__ import annotations
 
+import functools
+
 import libcst as cst
 
 __all__ = [
@@ -111,13 +113,15 @@ def _chunks(value: str, size: int) -> list[str]:
     return pieces
 
 
+@functools.lru_cache(maxsize=4096)
 def string_literal(
     value: str, *, chunk: int | None = CHUNK
 ) -> cst.SimpleString | cst.ConcatenatedString:
     """A LibCST literal that evaluates to exactly ``value`` (any ``str``, surrogates too).
 
     Values longer than ``chunk`` characters become a ``ConcatenatedString`` of pieces;
-    ``chunk=None`` always gives one ``SimpleString``.
+    ``chunk=None`` always gives one ``SimpleString``. Cached: LibCST nodes are
+    immutable, so one node may appear at several places of a tree.
     """
     if chunk is None or len(value) <= chunk:
         return cst.SimpleString(python_string_source(value))
