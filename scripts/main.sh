@@ -7,7 +7,9 @@
 #   setup   scripts/setup.sh: apt packages, .venv, editable installs
 #   check   `kcc check` every examples/*.cfg and the stock /etc/kamailio/kamailio.cfg
 #           (plain and with a few -D sets), next to `kamailio -c` on the same input
-#   build   (planned) `kcc build` each example into a proxy module
+#   build   `kcc build` each example into a proxy module under build/, check it is the
+#           committed golden (`kcc build --check`), type-check it with mypy --strict and
+#           import it
 #   call    (planned) run each built proxy on loopback and pass a SIPp call through it
 #
 # To add a stage: write a `stage_<name>` function that returns non-zero on failure and
@@ -17,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-STAGES=(check)
+STAGES=(check build)
 STOCK_CFG=/etc/kamailio/kamailio.cfg
 # define sets the stock config is checked with ("" = no define)
 STOCK_DEFINE_SETS=(
@@ -107,7 +109,47 @@ stage_check() {
 	((failures == 0))
 }
 
-# stage_build() { ... }   planned: kcc build examples/X.cfg -o build/X.py, then import it
+# build_one CFG: kcc build into build/NAME.py, --check against golden/NAME.py, import it
+build_one() {
+	local cfg=$1 name
+	name=$(basename "$cfg" .cfg)
+	local out=build/$name.py rc=0 msg
+	if ! msg=$("$KCC" build "$cfg" -o "$out" 2>&1); then
+		printf '  FAIL %-40s kcc build failed\n' "$cfg"
+		sed 's/^/      | /' <<<"$msg"
+		return 1
+	fi
+	if ! msg=$("$KCC" build "$cfg" -o "golden/$name.py" --check 2>&1); then
+		printf '  FAIL %-40s golden/%s.py is stale\n' "$cfg" "$name"
+		sed 's/^/      | /' <<<"$msg" | head -40
+		rc=1
+	fi
+	if ! msg=$(.venv/bin/python -c "import importlib.util as u, sys
+spec = u.spec_from_file_location('$name', '$out'); m = u.module_from_spec(spec)
+spec.loader.exec_module(m); print(len(m.__kcc_routes__))" 2>&1); then
+		printf '  FAIL %-40s the generated module does not import\n' "$cfg"
+		sed 's/^/      | /' <<<"$msg" | tail -20
+		return 1
+	fi
+	printf '  ok   %-40s %s (%s lines, %s route blocks)\n' "$cfg" "$out" "$(wc -l <"$out")" "$msg"
+	return $rc
+}
+
+stage_build() {
+	local failures=0 cfg
+	mkdir -p build
+	for cfg in examples/*.cfg; do
+		build_one "$cfg" || failures=$((failures + 1))
+	done
+	echo "  mypy --strict build/*.py:"
+	# runtime/ on the path: the editable install is an import hook mypy cannot follow
+	if ! MYPYPATH=runtime .venv/bin/mypy --strict --no-error-summary build/*.py | sed 's/^/      | /'; then
+		failures=$((failures + 1))
+	fi
+	echo "  $failures failing build(s)"
+	((failures == 0))
+}
+
 # stage_call() { ... }    planned: in_netns: start SIPp UAS(es) on 127.0.0.1:5081/5082,
 #                         the built proxy on 127.0.0.1:5060, one bounded SIPp UAC call
 #                         (-m 1, outer timeout); compare with Kamailio running the same cfg

@@ -675,7 +675,8 @@ class CodeGenerator:
         self._marker_span: Span | None = None
         self._refusals: list[_Refusal] = []
         self._flag_names: dict[tuple[str, int, int], tuple[str | None, int]] = {}
-        for entry in build_flag_table(sema).entries.values():
+        table = sema.flag_table if sema.flag_table is not None else build_flag_table(sema)
+        for entry in table.entries.values():
             for use in entry.uses:
                 self._flag_names[_span_key(use.span)] = (use.name, use.number)
         self._route_names: dict[int, str] = {}
@@ -768,21 +769,29 @@ class CodeGenerator:
     def _check_implemented(self) -> None:
         """E0901 for functions and E0903 for pseudo-variables, transformations and
         selects the runtime does not implement: all of them, then stop."""
-        diagnostics = [*self._missing_functions(), *self._missing_pvs()]
+        calls: list[ast.Call] = []
+        uses: list[ast.PVar | ast.Select | ast.AssignStmt | ast.AssignExpr] = []
+        for route in self.sema.route_blocks():
+            if id(route) in self._route_names:
+                for node in _iter_uses(route.body):
+                    if isinstance(node, ast.Call):
+                        calls.append(node)
+                    else:
+                        uses.append(node)
+        diagnostics = [*self._missing_functions(calls), *self._missing_pvs(uses)]
         if diagnostics:
             raise BuildError(diagnostics)
 
-    def _missing_pvs(self) -> list[Diagnostic]:
+    def _missing_pvs(
+        self, uses: Iterable[ast.PVar | ast.Select | ast.AssignStmt | ast.AssignExpr]
+    ) -> list[Diagnostic]:
         """What the runtime's ``pv`` tables (``PVS``, ``WRITABLE``, ``TRANSFORMATIONS``,
         ``select``) do not cover, one error per missing name with every other use as a
         secondary label."""
         missing: dict[str, list[Span]] = {}
-        for route in self.sema.route_blocks():
-            if id(route) not in self._route_names:
-                continue
-            for node in _iter_pv_uses(route.body):
-                for name, span in _unsupported(node):
-                    missing.setdefault(name, []).append(span)
+        for node in uses:
+            for name, span in _unsupported(node):
+                missing.setdefault(name, []).append(span)
         diagnostics = []
         for what, spans in missing.items():
             first, *rest = spans
@@ -798,20 +807,17 @@ class CodeGenerator:
             )
         return diagnostics
 
-    def _missing_functions(self) -> list[Diagnostic]:
+    def _missing_functions(self, calls: Iterable[ast.Call]) -> list[Diagnostic]:
         missing: dict[str, list[ast.Call]] = {}
-        for route in self.sema.route_blocks():
-            if id(route) not in self._route_names:
+        for node in calls:
+            info = self.sema.resolved.get(id(node))
+            if node.name == "route" or info is None:
                 continue
-            for node in _iter_calls(route.body):
-                info = self.sema.resolved.get(id(node))
-                if node.name == "route" or info is None:
-                    continue
-                if info.cmd.impl is None:
-                    missing.setdefault(node.name, []).append(node)
+            if info.cmd.impl is None:
+                missing.setdefault(node.name, []).append(node)
         diagnostics = []
-        for name, calls in missing.items():
-            first, *rest = calls
+        for name, sites in missing.items():
+            first, *rest = sites
             diagnostics.append(
                 Diagnostic.error(
                     "E0901",
@@ -1958,15 +1964,17 @@ def _iter_exprs(expr: ast.Expr) -> Iterable[Any]:
     return iter_nodes(expr)
 
 
-def _iter_pv_uses(node: Any) -> Iterable[ast.PVar | ast.Select | ast.AssignStmt | ast.AssignExpr]:
-    """Every pseudo-variable (also inside another's name, index and transformation
-    parameters), select and assignment below ``node``."""
+def _iter_uses(
+    node: Any,
+) -> Iterable[ast.Call | ast.PVar | ast.Select | ast.AssignStmt | ast.AssignExpr]:
+    """Every call, pseudo-variable (also inside another's name, index and
+    transformation parameters), select and assignment below ``node``."""
     from kcc.sema.context import iter_nodes
 
     for item in iter_nodes(node):
         if isinstance(item, ast.PVar):
             yield from _nested_pvars(item)
-        elif isinstance(item, ast.Select | ast.AssignStmt | ast.AssignExpr):
+        elif isinstance(item, ast.Call | ast.Select | ast.AssignStmt | ast.AssignExpr):
             yield item
 
 
@@ -2014,14 +2022,6 @@ def _select_supported(path: str) -> bool:
     except rpv.PvError:
         return False
     return True
-
-
-def _iter_calls(node: Any) -> Iterable[ast.Call]:
-    from kcc.sema.context import iter_nodes
-
-    for item in iter_nodes(node):
-        if isinstance(item, ast.Call):
-            yield item
 
 
 def _pv_key(pvar: ast.PVar) -> Hashable:

@@ -22,6 +22,7 @@ from kcc.source import Span
 
 if TYPE_CHECKING:
     from kcc.registry import FunctionInfo, Registry
+    from kcc.sema.flags import FlagTable
     from kcc.sema.reach import Graph
 
 __all__ = [
@@ -117,6 +118,10 @@ class SemaContext:
     # -- filled by `calls` -------------------------------------------------------------
     #: id(call) -> the function it resolved to (module functions and core actions)
     resolved: dict[int, FunctionInfo] = field(default_factory=dict)
+
+    # -- filled by `flags` -------------------------------------------------------------
+    #: every flag use and declaration (``kcc check --flags``, the code generator)
+    flag_table: FlagTable | None = None
 
     def loaded_or_core(self) -> list[str]:
         return ["core", *self.loaded]

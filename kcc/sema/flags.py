@@ -445,7 +445,7 @@ def _check_kinds(ctx: SemaContext, table: FlagTable) -> set[str]:
 def check(ctx: SemaContext) -> None:
     """Build the flag table and report on it (``kcc check --flags`` prints the table of
     :func:`build_flag_table`)."""
-    table = build_flag_table(ctx, report=True)
+    table = ctx.flag_table = build_flag_table(ctx, report=True)
     elsewhere = _Elsewhere(ctx, table)
     mixed = _check_kinds(ctx, table)
     for entry in table.sorted_entries():
