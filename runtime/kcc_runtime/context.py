@@ -293,6 +293,10 @@ class Context:
         self.advertised_address: str | None = None
         self.advertised_port: int | None = None
         self.send_socket: tuple[str, str, int] | None = None
+        #: header text for every reply the proxy sends to this request
+        #: (``append_to_reply``, sanity's ``Unsupported``; Kamailio's ``LUMP_RPL_HDR``),
+        #: each line as written with its CRLF, in the order added
+        self.reply_lumps: list[str] = []
         #: ``$rc`` / ``$?`` / ``$retcode``: the last action's return code
         self.rc: int = 1
         #: message flags (``setflag``, ``$mf``), script flags (``$sf``), branch flags

@@ -150,17 +150,19 @@ class Router:
     event: Mapping[str, RouteFn] = field(default_factory=dict)
     routes: Mapping[str, RouteFn] = field(default_factory=dict)
 
-    def process(self, engine: Engine) -> Process:
+    def process(self, engine: Engine, shared: SharedStore | None = None) -> Process:
         """A worker's state for this cfg: settings, ``$shv`` initial values, the
         ``route($var(x))`` table, ``modparam`` values by (module, name) (the last one
         given wins), the config (for ``@cfg_get`` and ``myself``), and the htable
         tables of ``modparam("htable", "htable", ...)``: a bad definition raises
         :class:`~kcc_runtime.htable.HtableDefinitionError`, the worker does not start
-        (as Kamailio does not)."""
+        (as Kamailio does not). ``shared`` replaces the single-process ``$shv``/lock
+        store (the multi-process proxy passes its shared-memory store, which the
+        supervisor filled with the ``shvset`` values)."""
         proc = Process(
             engine=engine,
             settings=self.config.settings(),
-            shared=SharedStore(self.config.shv_initial()),
+            shared=SharedStore(self.config.shv_initial()) if shared is None else shared,
             htables=HashTables.from_modparams(self.config.modparam_values("htable", "htable")),
             routes=dict(self.routes),
             modparams={(m, n): v for m, n, v in self.config.modparams},

@@ -1,0 +1,1015 @@
+"""The stateless SIP core of the running proxy: a sans-IO :class:`Proxy` that turns
+received bytes into the bytes to send, running the compiled routes in between.
+
+The transport (``kcc_runtime.serve``) owns the sockets and the clock; it calls
+:meth:`Proxy.receive` with one datagram (or one framed stream message) and sends the
+:class:`Outgoing` messages it returns. Everything here follows Kamailio 5.6.3, measured
+on loopback with the chapter's configs (a Python UDP peer capturing what Kamailio sends);
+the facts each piece mirrors are in its docstring.
+
+Requests
+    parsed (``parse_message``) and checked (``Message.validate``); a message that fails
+    is answered with the parser's status (400, 505) when a reply can be built and is
+    dropped otherwise (``stats["dropped_bad"]``). Kamailio 5.6's core is more liberal
+    here -- without the sanity module it drops what its own parser refuses and routes
+    the rest (it forwards ``clerr.dat``, answers ``mismatch01.dat`` with the script's
+    404) -- but issue 5 asks for RFC 4475's verdicts, so the proxy behaves as Kamailio
+    with ``sanity_check()`` first in the script would. An ACK whose To-tag is one sl
+    put in a reply during the last 2 s is dropped before the script (sl's
+    ``sl_filter_ACK``) when the cfg loads ``sl``. Then ``request_route`` runs in a
+    fresh :class:`RequestContext`; ``exit``, ``drop`` or the end of the route send
+    nothing by themselves.
+
+Stateless replies (sl)
+    RFC 3261 §8.2.6 as Kamailio's ``build_res_buf_from_sip_req`` builds them: the
+    status line, then in message order every Via line, From, To, Call-ID, CSeq (and
+    Record-Route for 180..299) exactly as received (header names as written, compact
+    forms kept), then a ``Contact`` with the destination set for 3xx, the ``Server:``
+    header and ``Content-Length: 0``. On the top Via line ``rport`` gets the source
+    port in place and ``received=<source IP>`` is appended at the end of the *line*
+    (Kamailio appends after the last via-parm of a comma-joined line). A To without a
+    tag gets one for codes >= 180: ``md5("KAMAILIO-stateless" + first listen address
+    + port)`` in hex, ``.``, then two CRC-16/CCITT values in reverse hex: of the top
+    Via's host, port and branch, and of its port, host and the Call-ID (Kamailio's
+    ``init_tags``/``calc_crc_suffix``). The reply goes to the source IP (Kamailio's
+    default ``reply_to_via=no``), to the source port when the Via has ``rport`` or
+    ``force_rport()`` was called, else to the Via port or 5060, from the socket the
+    request came in on. An ACK is never answered (-1).
+
+Stateless forwarding (core ``forward``)
+    Our Via goes on top: ``SIP/2.0/<PROTO> <address>[:<port>];branch=...`` (the port
+    left out when it is the protocol's default, the address the advertised one when
+    set). The branch is Kamailio's ``branch_builder`` for branch 0: ``z9hG4bK``, the
+    reverse hex of ``core_hash(Call-ID, CSeq number) & 0xFFFF``, ``.``, the MD5 of
+    From-tag, To-tag (empty for INVITE/ACK/CANCEL), Call-ID, the received R-URI, the
+    CSeq number and the top Via's host, port and branch (``char_msg_val``), ``.0``:
+    a retransmission gets the same branch. The previous top Via gets
+    ``received=<source IP>`` when its host is not the source IP or it has ``rport``
+    or ``received`` (``received_test``), and ``rport=<source port>`` in place of an
+    ``rport`` (or added by ``force_rport()``), both inserted right after the sent-by
+    (``;rport=..;received=..``). Max-Forwards is left alone (maxfwd's job).
+
+Replies received
+    ``reply_route`` runs first (``drop`` stops the relay), then Kamailio's
+    ``forward_reply``: the top Via is checked to be ours only with ``check_via=yes``
+    (Kamailio's default is no: a reply with a foreign top Via is relayed, measured),
+    a reply with no second Via is dropped, the top Via is removed and the reply goes
+    to the second Via's ``received`` (port: its ``rport`` value, else its port or
+    5060) or sent-by.
+
+Every send passes the outbound guard (``allow_dst``): a destination outside the
+allowed networks is refused, logged once per destination at warning level and counted
+in ``stats["refused_dst"]``; the function returns -1 as a failed send does. The tm
+functions (issue 6) return -1 with an error log. :meth:`Proxy.receive` never raises.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import ipaddress
+import logging
+import socket as _socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
+from typing import TYPE_CHECKING, Final
+
+from kcc_runtime.context import (
+    Context,
+    EventContext,
+    Process,
+    Received,
+    ReplyContext,
+    RequestContext,
+)
+from kcc_runtime.exports import Route
+from kcc_runtime.kw import Myself
+from kcc_runtime.shared import SharedStore
+from kcc_runtime.sip import Message, Request, Response, SipParseError, SipUri, Via, parse_message
+from kcc_runtime.sip.uri import parse_uri
+
+if TYPE_CHECKING:
+    from kcc_runtime.router import Router
+
+__all__ = [
+    "DEFAULT_SERVER_HEADER",
+    "Outgoing",
+    "Proxy",
+    "Resolver",
+    "Socket",
+    "default_resolver",
+    "forward_branch",
+    "sl_to_tag",
+]
+
+log = logging.getLogger("kcc_runtime.core")
+
+#: Kamailio 5.6's ``Server:`` line (``server_header`` overrides it,
+#: ``server_signature=no`` removes it)
+DEFAULT_SERVER_HEADER: Final = "Server: kamailio (5.6.3 (x86_64/linux))"
+#: sl's ``SL_RPL_WAIT_TIME``: an ACK is matched against sl's To-tag only this long
+#: after the last stateless reply
+SL_ACK_WINDOW: Final = 2.0
+#: tm's ``TABLE_ENTRIES``: the hash in the branch is taken modulo this
+_TABLE_ENTRIES: Final = 1 << 16
+_DEFAULT_PORTS: Final = {"udp": 5060, "tcp": 5060, "tls": 5061, "sctp": 5060, "ws": 80, "wss": 443}
+_HEX: Final = "0123456789abcdef"
+_NO_TM: Final = "stateful relay is not available yet (tm: issue 6): %s() fails"
+
+
+@dataclass(frozen=True, slots=True)
+class Socket:
+    """A local listening socket of the proxy (from ``listen=``/``port=``/``--listen``)."""
+
+    proto: str  # "udp" | "tcp"
+    ip: str  # textual, IPv6 without brackets
+    port: int
+    advertise: tuple[str, int] | None = None  # ``listen=... advertise host:port``
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to send."""
+
+    data: bytes
+    proto: str  # "udp" | "tcp"
+    dst: tuple[str, int]  # IP literal and port (already resolved; never a host name)
+    src: Socket  # the local socket to send from
+
+
+#: ``resolver(host)``: the IP literal of a host name, or None when it cannot be resolved
+Resolver = Callable[[str], str | None]
+
+
+def default_resolver(host: str) -> str | None:
+    """An IP literal as is; a name through ``getaddrinfo`` (``/etc/hosts``, then the
+    system's resolver), first address; None when it does not resolve. Called by the
+    engine only for names, never for IP literals."""
+    literal = _ip_literal(host)
+    if literal is not None:
+        return literal
+    try:
+        infos = _socket.getaddrinfo(
+            host, None, type=_socket.SOCK_DGRAM, flags=_socket.AI_NUMERICSERV
+        )
+    except (OSError, UnicodeError):
+        return None
+    for _family, _type, _proto, _name, addr in infos:
+        return str(addr[0])
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_literal(host: str) -> str | None:
+    """``host`` as a normalised IP text (IPv6 without brackets), None for a name
+    (cached: the same few addresses come back on every message)."""
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _bracket(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip and not ip.startswith("[") else ip
+
+
+# -- Kamailio's hashes (facts from tags.h, crc.c, hashes.h, char_msg_val.h) ------------
+
+
+def _crc16_table() -> tuple[int, ...]:
+    """CRC-16/CCITT, reflected polynomial 0x8408 (Kamailio's ``crc_16_tab``)."""
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x8408 if c & 1 else c >> 1
+        table.append(c)
+    return tuple(table)
+
+
+_CRC16: Final = _crc16_table()
+
+
+def _reverse_hex(value: int, pad: int = 0) -> str:
+    """Kamailio's ``int2reverse_hex``: nibbles least significant first, "0" for 0;
+    ``pad`` zero-fills to that length (``crcitt_string_array`` pads to 4)."""
+    if value == 0:
+        out = "0"
+    else:
+        digits = []
+        while value:
+            digits.append(_HEX[value & 15])
+            value >>= 4
+        out = "".join(digits)
+    return out.ljust(pad, "0")
+
+
+def _crcitt(parts: Sequence[bytes]) -> str:
+    """``crcitt_string_array``: CRC-16/CCITT (init 0xFFFF, inverted) of the
+    concatenation, 4 reverse-hex digits."""
+    crc = 0xFFFF
+    table = _CRC16
+    for part in parts:
+        for byte in part:
+            crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return _reverse_hex(~crc & 0xFFFF, 4)
+
+
+def _core_hash(first: bytes, second: bytes, size: int) -> int:
+    """Kamailio's ``core_hash(s1, s2, size)`` over C ``char`` (signed) bytes."""
+    h = 0
+    for data in (first, second):
+        sb = [b - 256 if b > 127 else b for b in data]
+        n = len(sb)
+        i = 0
+        while i <= n - 4:
+            v = ((sb[i] << 24) + (sb[i + 1] << 16) + (sb[i + 2] << 8) + sb[i + 3]) & 0xFFFFFFFF
+            h = (h + (v ^ (v >> 3))) & 0xFFFFFFFF
+            i += 4
+        v = 0
+        while i < n:
+            v = ((v << 8) + sb[i]) & 0xFFFFFFFF
+            i += 1
+        h = (h + (v ^ (v >> 3))) & 0xFFFFFFFF
+    h = ((h + (h >> 11)) + ((h >> 13) + (h >> 23))) & 0xFFFFFFFF
+    return h & (size - 1)
+
+
+def _via_port_str(msg: Message, via: Via) -> bytes:
+    """The top Via's port as written (Kamailio's ``port_str``), b"" when absent."""
+    if via.port is None:
+        return b""
+    # the port sits right after the host in the via-parm
+    start = msg.buf.find(b":", msg.buf.find(via.host.encode("ascii"), via.start), via.end)
+    if start < 0:
+        return str(via.port).encode()
+    end = start + 1
+    while end < via.end and 0x30 <= msg.buf[end] <= 0x39:
+        end += 1
+    return msg.buf[start + 1 : end]
+
+
+def sl_tag_prefix(sockets: Sequence[Socket]) -> str:
+    """The fixed part of sl's To-tags: ``md5("KAMAILIO-stateless" + address + port)``
+    of the first listen socket (Kamailio's ``init_tags``), hex."""
+    first = sockets[0] if sockets else None
+    src = b"KAMAILIO-stateless"
+    if first is not None:
+        src += first.ip.encode() + str(first.port).encode()
+    return hashlib.md5(src, usedforsecurity=False).hexdigest()
+
+
+def sl_to_tag(prefix: str, msg: Message) -> str:
+    """sl's To-tag for a reply to ``msg``: ``prefix.``, then the CRCs of the top
+    Via's (host, port, branch) and of (port, host, Call-ID)."""
+    via = msg.via
+    if via is None:
+        return prefix + ".00000000"
+    host = via.host.encode("utf-8", "surrogateescape")
+    port = _via_port_str(msg, via)
+    first: list[bytes] = [host, port]
+    branch = via.branch
+    if branch is not None:
+        first.append(branch.encode("utf-8", "surrogateescape"))
+    callid = msg.header_bytes(b"call-id")
+    second: list[bytes] = [port, host]
+    if callid is not None:
+        second.append(callid)
+    return f"{prefix}.{_crcitt(first)}{_crcitt(second)}"
+
+
+def forward_branch(msg: Request) -> str:
+    """The branch of the Via a stateless ``forward`` adds (see the module docstring):
+    the same for every retransmission of ``msg``."""
+    from_ = msg.from_
+    to = msg.to
+    via = msg.via
+    callid = msg.header_bytes(b"call-id") or b""
+    cseq_raw = msg.header_bytes(b"cseq") or b""
+    cseq_num = cseq_raw.split(None, 1)[0] if cseq_raw.split() else b""
+    parts: list[bytes] = [
+        (from_.tag or "").encode("utf-8", "surrogateescape") if from_ is not None else b"",
+        b""
+        if msg.method in ("INVITE", "ACK", "CANCEL") or to is None
+        else (to.tag or "").encode("utf-8", "surrogateescape"),
+        callid,
+        msg.buf[msg.uri_start : msg.uri_end],
+        cseq_num,
+    ]
+    if via is not None:
+        parts.append(via.host.encode("utf-8", "surrogateescape"))
+        parts.append(_via_port_str(msg, via))
+        if via.branch is not None:
+            parts.append(via.branch.encode("utf-8", "surrogateescape"))
+    digest = hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
+    index = _core_hash(callid, cseq_num, _TABLE_ENTRIES)
+    return f"z9hG4bK{_reverse_hex(index)}.{digest}.0"
+
+
+def _q_text(q: int) -> str:
+    """Kamailio's ``q2str``: 0..1000 as ``0``, ``0.5``, ``0.25``, ``1``."""
+    if q >= 1000:
+        return "1"
+    if q <= 0:
+        return "0"
+    return ("0." + f"{q:03d}").rstrip("0")
+
+
+# -- the probe for a message that failed to parse ----------------------------------------
+
+
+def _probe(data: bytes) -> Request | None:
+    """A lazy ``Request`` over a message whose start line or framing was refused, to
+    build the error reply from its headers (the parser says one can be built)."""
+    pos = 0
+    while pos < len(data) and data[pos] in (0x0D, 0x0A):
+        pos += 1
+    nl = data.find(b"\n", pos)
+    if nl < 0:
+        return None
+    lf_only = nl == 0 or data[nl - 1] != 0x0D
+    eol = b"\n" if lf_only else b"\r\n"
+    hdr_start = nl + 1
+    sep = eol + eol
+    i = data.find(sep, hdr_start - len(eol))
+    hdr_end = len(data) if i < 0 else i + len(eol)
+    method = data[pos:nl].split(b" ", 1)[0].decode("ascii", "replace")
+    return Request(
+        buf=data,
+        eol=eol,
+        hdr_start=hdr_start,
+        hdr_end=hdr_end,
+        body_start=hdr_end,
+        body_end=hdr_end,
+        has_content_length=False,
+        method=method,
+        uri_start=hdr_start,
+        uri_end=hdr_start,
+        version="SIP/2.0",
+    )
+
+
+class Proxy:
+    """The stateless core (implements :class:`kcc_runtime.context.Engine`)."""
+
+    def __init__(
+        self,
+        router: Router,
+        sockets: Sequence[Socket],
+        *,
+        allow_dst: Sequence[IPv4Network | IPv6Network] | None = None,
+        shared: SharedStore | None = None,
+        clock: Callable[[], float] = time.time,
+        resolver: Resolver = default_resolver,
+    ) -> None:
+        self.router = router
+        self.sockets: tuple[Socket, ...] = tuple(sockets)
+        self.allow_dst: tuple[IPv4Network | IPv6Network, ...] | None = (
+            None if allow_dst is None else tuple(allow_dst)
+        )
+        self.clock = clock
+        self.resolver = resolver
+        self.stats: dict[str, int] = {
+            "received": 0,
+            "requests": 0,
+            "replies_received": 0,
+            "replied": 0,
+            "forwarded": 0,
+            "replies_relayed": 0,
+            "dropped_bad": 0,
+            "dropped_replies": 0,
+            "refused_dst": 0,
+            "send_failed": 0,
+            "sl_filtered_acks": 0,
+            "errors": 0,
+        }
+        config = router.config
+        self._sl_loaded = "sl" in config.modules
+        signature = config.global_value("server_signature", 1)
+        header = config.global_value("server_header")
+        self._server_line: bytes | None = None
+        if signature not in (0, "no", "off", "false"):
+            text = DEFAULT_SERVER_HEADER if header is None else str(header)
+            self._server_line = text.encode("utf-8", "surrogateescape")
+        self._check_via = config.global_value("check_via", 0) in (1, "yes", "on", "true")
+        base = config.myself
+        ours = [(s.ip.lower(), s.port) for s in self.sockets]
+        for s in self.sockets:
+            if s.advertise is not None:
+                ours.append((s.advertise[0].strip("[]").lower(), s.advertise[1]))
+        self.myself = Myself(tuple(dict.fromkeys((*base.sockets, *ours))), base.aliases)
+        self._sl_prefix = sl_tag_prefix(self.sockets)
+        self._sl_until = 0.0
+        self._refused_logged: set[tuple[str, int]] = set()
+        #: the guard's verdict by destination address (bounded)
+        self._allowed: dict[str, bool] = {}
+        self._out: list[Outgoing] = []
+        #: the socket the message being processed came in on
+        self._local: Socket | None = None
+        self.process: Process = router.process(self, shared=shared)
+
+    # -- the transport's side ---------------------------------------------------------
+
+    def receive(self, data: bytes, src: tuple[str, int], local: Socket) -> list[Outgoing]:
+        """Process one message from ``src`` on ``local``; return what to send, in
+        order. Never raises."""
+        out: list[Outgoing] = []
+        self._out = out
+        self.stats["received"] += 1
+        try:
+            self._receive(data, src, local)
+        except Exception:  # a bug must not kill the worker
+            self.stats["errors"] += 1
+            log.exception("error while processing a message from %s:%d", src[0], src[1])
+        self._out = []
+        return out
+
+    def on_timer(self, now: float) -> list[Outgoing]:
+        """Periodic housekeeping: htable's expiry sweep, running
+        ``event_route[htable:expired:<table>]`` for every expired item."""
+        out: list[Outgoing] = []
+        self._out = out
+        try:
+            expired = self.process.htables.purge(int(now))
+            for record in expired:
+                route = self.router.event.get(f"htable:expired:{record.table}")
+                if route is not None:
+                    self._run_event(route)
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("error in the timer")
+        self._out = []
+        return out
+
+    def start(self) -> list[Outgoing]:
+        """Once per worker before serving: ``event_route[htable:mod-init]``."""
+        out: list[Outgoing] = []
+        self._out = out
+        try:
+            route = self.router.event.get("htable:mod-init")
+            if route is not None:
+                self._run_event(route)
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("error in event_route[htable:mod-init]")
+        self._out = []
+        return out
+
+    def _run_event(self, route: Callable[..., int]) -> None:
+        """Run an event route on Kamailio's faked message (``faked_msg.c``)."""
+        first = self.sockets[0] if self.sockets else Socket("udp", "127.0.0.1", 5060)
+        msg = parse_message(_FAKED_MSG)
+        received = Received("127.0.0.1", 5060, first.ip, first.port, first.proto)
+        self.router.run(route, EventContext(self.process, msg, received))
+
+    # -- receiving ------------------------------------------------------------------
+
+    def _receive(self, data: bytes, src: tuple[str, int], local: Socket) -> None:
+        received = Received(src[0], src[1], local.ip, local.port, local.proto)
+        self._local = local
+        try:
+            msg = parse_message(data)
+            msg.validate()
+        except SipParseError as exc:
+            self._bad_message(data, exc, received, local)
+            return
+        if isinstance(msg, Response):
+            self._on_reply(msg, received, local)
+            return
+        self.stats["requests"] += 1
+        if self._sl_loaded and msg.method == "ACK" and self._sl_ack(msg):
+            self.stats["sl_filtered_acks"] += 1
+            log.debug("SL local ACK found -> dropping it")
+            return
+        route = self.router.request
+        if route is None:
+            return
+        ctx = RequestContext(self.process, msg, received)
+        self.router.run(route, ctx)
+
+    def _bad_message(
+        self, data: bytes, exc: SipParseError, received: Received, local: Socket
+    ) -> None:
+        self.stats["dropped_bad"] += 1
+        log.error(
+            "core parsing of SIP message failed (%s:%d/%s): %s",
+            received.src_ip,
+            received.src_port,
+            received.proto,
+            exc.reason,
+        )
+        if not exc.can_reply:
+            return
+        probe = _probe(data)
+        if probe is None or not probe.reply_possible() or probe.method.upper() == "ACK":
+            return
+        ctx = RequestContext(self.process, probe, received)
+        self._sl_reply(ctx, exc.status, exc.reason, local)
+
+    def _sl_ack(self, msg: Request) -> bool:
+        """sl's ``sl_filter_ACK``: an ACK to a reply sl sent (its To-tag, within
+        ``SL_ACK_WINDOW`` of the last sl reply)."""
+        if self.clock() >= self._sl_until:
+            return False
+        to = msg.to
+        tag = None if to is None else to.tag
+        if tag is None or len(tag) != 41:
+            return False
+        return tag == sl_to_tag(self._sl_prefix, msg)
+
+    # -- the Engine protocol: stateless core ---------------------------------------------
+
+    def send_reply(self, ctx: Context, code: int, reason: str) -> int:
+        return self._sl_reply(ctx, code, reason, self._local_of(ctx))
+
+    def send_error_reply(self, ctx: Context) -> int:
+        """No internal error is recorded by this runtime: Kamailio's default, 500."""
+        rc = self._sl_reply(ctx, 500, "Server Internal Error", self._local_of(ctx))
+        if rc > 0:
+            log.error("stateless error reply used: Server Internal Error")
+        return rc
+
+    def forward(self, ctx: Context, proto: str | None, host: str | None, port: int | None) -> int:
+        msg = ctx.msg
+        if isinstance(msg, Request):
+            return self._forward_request(ctx, msg, proto, host, port)
+        if isinstance(msg, Response):
+            return self._forward_reply_to(ctx, msg, proto, host, port)
+        return -1
+
+    def is_myself(self, host: str, port: int | None, proto: str | None) -> bool:
+        if port is None:
+            port = _DEFAULT_PORTS.get((proto or "udp").lower(), 5060)
+        return self.myself.check(host.strip("[]") if host.startswith("[") else host, port)
+
+    # -- the Engine protocol: tm (issue 6) -------------------------------------------
+
+    def has_transaction(self, ctx: Context) -> bool:
+        return False
+
+    def t_relay(self, ctx: Context, proto: str | None, host: str | None, port: int | None) -> int:
+        log.error(_NO_TM, "t_relay")
+        return -1
+
+    def t_newtran(self, ctx: Context) -> int:
+        log.error(_NO_TM, "t_newtran")
+        return -1
+
+    def t_check_trans(self, ctx: Context) -> int:
+        log.error(_NO_TM, "t_check_trans")
+        return -1
+
+    def t_reply(self, ctx: Context, code: int, reason: str) -> int:
+        log.error(_NO_TM, "t_reply")
+        return -1
+
+    def t_is_canceled(self, ctx: Context) -> int:
+        log.error(_NO_TM, "t_is_canceled")
+        return -1
+
+    def t_branch_timeout(self, ctx: Context) -> int:
+        log.error(_NO_TM, "t_branch_timeout")
+        return -1
+
+    def t_any_timeout(self, ctx: Context) -> int:
+        log.error(_NO_TM, "t_any_timeout")
+        return -1
+
+    def t_status(self, ctx: Context) -> int | None:
+        return None
+
+    def t_set_fr(self, ctx: Context, invite_ms: int, noninvite_ms: int) -> int:
+        log.error(_NO_TM, "t_set_fr")
+        return -1
+
+    def xhttp_reply(self, ctx: Context, code: int, reason: str, ctype: str, body: str) -> int:
+        log.error("xhttp_reply: no HTTP request to answer")
+        return -1
+
+    # -- sending ---------------------------------------------------------------------
+
+    def _local_of(self, ctx: Context) -> Socket:
+        """The local socket ``ctx.msg`` came in on."""
+        r = ctx.received
+        local = self._local
+        if local is not None and (local.ip, local.port) == (r.dst_ip, r.dst_port):
+            return local
+        for s in self.sockets:
+            if s.ip == r.dst_ip and s.port == r.dst_port and s.proto == r.proto:
+                return s
+        return Socket(r.proto, r.dst_ip, r.dst_port)
+
+    def _emit(self, data: bytes, proto: str, dst: tuple[str, int], src: Socket) -> bool:
+        """Queue a send after the outbound guard; False when refused."""
+        if self.allow_dst is not None:
+            allowed = self._allowed.get(dst[0])
+            if allowed is None:
+                allowed = self._allowed_ip(dst[0])
+                if len(self._allowed) >= 4096:
+                    self._allowed.clear()
+                self._allowed[dst[0]] = allowed
+            if not allowed:
+                self.stats["refused_dst"] += 1
+                if dst not in self._refused_logged:
+                    self._refused_logged.add(dst)
+                    log.warning(
+                        "refused to send to %s:%d: outside the allowed destinations (--allow-dst)",
+                        dst[0],
+                        dst[1],
+                    )
+                return False
+        self._out.append(Outgoing(data, proto, dst, src))
+        return True
+
+    def _allowed_ip(self, ip: str) -> bool:
+        """Whether ``ip`` is inside one of the ``allow_dst`` networks (same family)."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        nets = self.allow_dst or ()
+        return any(address.version == net.version and address in net for net in nets)
+
+    def _pick_socket(self, ctx: Context | None, proto: str, ip: str) -> Socket | None:
+        """Kamailio's ``get_send_socket``: ``force_send_socket`` when it names one of
+        ours; else the socket the message came in on when protocol and address family
+        match; else the first socket of that protocol and family."""
+        v6 = ":" in ip
+        if ctx is not None and ctx.send_socket is not None:
+            fproto, fhost, fport = ctx.send_socket
+            fip = _ip_literal(fhost) or fhost
+            for s in self.sockets:
+                if s.proto == fproto and s.ip == fip and s.port == fport:
+                    return s
+            log.warning("force_send_socket: %s:%s:%d is not a listening socket", *ctx.send_socket)
+        if ctx is not None:
+            local = self._local_of(ctx)
+            if local.proto == proto and (":" in local.ip) == v6:
+                return local
+        for s in self.sockets:
+            if s.proto == proto and (":" in s.ip) == v6:
+                return s
+        return None
+
+    def _resolve(self, host: str) -> str | None:
+        literal = _ip_literal(host)
+        if literal is not None:
+            return literal
+        try:
+            found = self.resolver(host)
+        except Exception:
+            log.exception("resolver failed for %s", host)
+            return None
+        return None if found is None else (_ip_literal(found) or None)
+
+    # -- sl replies ----------------------------------------------------------------
+
+    def _sl_reply(self, ctx: Context, code: int, reason: str, local: Socket) -> int:
+        msg = ctx.msg
+        if not isinstance(msg, Request):
+            log.error("sl: cannot send a stateless reply to a reply")
+            return -1
+        if msg.method == "ACK":
+            return -1
+        if not 100 <= code <= 699:
+            log.error("invalid reply code %d (100..699)", code)
+            return -1
+        try:
+            data = self._build_reply(ctx, msg, code, reason)
+            via = msg.via
+        except (SipParseError, ValueError) as exc:
+            log.error("sl: cannot build the reply: %s", exc)
+            return -1
+        if via is None:
+            return -1
+        r = ctx.received
+        rport = "force_rport" in ctx.msg_flags or via.rport is not None
+        port = r.src_port if rport else (via.port or 5060)
+        self._sl_until = self.clock() + SL_ACK_WINDOW
+        if not self._emit(data, local.proto, (r.src_ip, port), local):
+            return -1
+        self.stats["replied"] += 1
+        return 1
+
+    def _build_reply(self, ctx: Context, msg: Request, code: int, reason: str) -> bytes:
+        buf = msg.buf
+        eol = b"\r\n"
+        out = [b"SIP/2.0 %d " % code, reason.encode("utf-8", "surrogateescape"), eol]
+        names = msg.names
+        spans = msg.spans
+        first_via = True
+        to_done = False
+        for name, (ls, _vs, _ve, le) in zip(names, spans, strict=True):
+            line_end = le - (2 if buf[le - 2 : le] == b"\r\n" else 1)
+            if name == b"via":
+                if first_via:
+                    first_via = False
+                    out.append(self._reply_top_via(ctx, msg, ls, line_end))
+                else:
+                    out.append(buf[ls:line_end])
+                out.append(eol)
+            elif name == b"to" and not to_done:
+                to_done = True
+                to = msg.to
+                line = buf[ls:line_end]
+                if code >= 180 and to is not None and not to.tag:
+                    line += b";tag=" + sl_to_tag(self._sl_prefix, msg).encode()
+                out += [line, eol]
+            elif name in (b"from", b"call-id", b"cseq") or (
+                name == b"record-route" and 180 <= code < 300
+            ):
+                out += [buf[ls:line_end], eol]
+        if 300 <= code < 400:
+            contact = self._dset(ctx)
+            if contact:
+                out += [b"Contact: ", contact, eol]
+        # append_to_reply / sanity's Unsupported, after the copied headers (measured)
+        out += [lump.encode("utf-8", "surrogateescape") for lump in ctx.reply_lumps]
+        if self._server_line is not None:
+            out += [self._server_line, eol]
+        out.append(b"Content-Length: 0\r\n\r\n")
+        return b"".join(out)
+
+    def _reply_top_via(self, ctx: Context, msg: Request, ls: int, line_end: int) -> bytes:
+        """The top Via line of a local reply: ``rport`` filled in place (or added by
+        ``force_rport``), ``received`` appended at the end of the line."""
+        buf = msg.buf
+        via = msg.via
+        if via is None:
+            return buf[ls:line_end]
+        r = ctx.received
+        edits: list[tuple[int, int, bytes]] = []
+        params = [k for k, _ in via.params]
+        force = "force_rport" in ctx.msg_flags
+        tail = b""
+        if "rport" in params:
+            s, e = via.param_spans[params.index("rport")]
+            edits.append((s, e, b"rport=%d" % r.src_port))
+        elif force:
+            tail += b";rport=%d" % r.src_port
+        if self._received_needed(via, r.src_ip):
+            if "received" in params:
+                s, e = via.param_spans[params.index("received")]
+                edits.append((s - 1, e, b""))
+            tail += b";received=" + r.src_ip.encode()
+        edits.sort()
+        out = []
+        cur = ls
+        for s, e, data in edits:
+            out += [buf[cur:s], data]
+            cur = e
+        out += [buf[cur:line_end], tail]
+        return b"".join(out)
+
+    @staticmethod
+    def _received_needed(via: Via, src_ip: str) -> bool:
+        """Kamailio's ``received_test``: the Via has ``received`` or ``rport``, or
+        its host is not the source address (names never equal it)."""
+        if via.received is not None or via.rport is not None:
+            return True
+        literal = _ip_literal(via.host)
+        return literal is None or literal != (_ip_literal(src_ip) or src_ip)
+
+    def _dset(self, ctx: Context) -> bytes:
+        """The Contact of a 3xx (sl's ``print_dset``): the R-URI when the script
+        rewrote it, then every branch, ``<uri>[;q=..]`` comma-separated."""
+        items: list[str] = []
+        if ctx.new_uri is not None:
+            items.append(f"<{ctx.new_uri}>")
+        for br in ctx.branches:
+            item = f"<{br.uri}>"
+            if br.q >= 0:
+                item += f";q={_q_text(br.q)}"
+            items.append(item)
+        return ", ".join(items).encode("utf-8", "surrogateescape")
+
+    # -- stateless request forwarding -------------------------------------------------
+
+    def _next_hop(
+        self, ctx: Context, msg: Request, proto: str | None, host: str | None, port: int | None
+    ) -> tuple[str, str, int] | None:
+        """(proto, host, port) of the next hop, None (logged) for a bad URI."""
+        if host is not None:
+            p = (proto or "udp").lower()
+            return p, host, port or _DEFAULT_PORTS.get(p, 5060)
+        text = ctx.dst_uri or ctx.new_uri
+        raw = text.encode("utf-8", "surrogateescape") if text else msg.uri_raw
+        try:
+            uri = parse_uri(raw)
+        except SipParseError:
+            uri = None
+        if not isinstance(uri, SipUri):
+            log.error("forward: bad_uri dropping packet")
+            return None
+        transport = uri.param("transport")
+        p = proto or (
+            transport.lower() if transport else ("tls" if uri.scheme == "sips" else "udp")
+        )
+        return p, uri.host, port or uri.port or _DEFAULT_PORTS.get(p, 5060)
+
+    def _forward_request(
+        self, ctx: Context, msg: Request, proto: str | None, host: str | None, port: int | None
+    ) -> int:
+        hop = self._next_hop(ctx, msg, proto, host, port)
+        if hop is None:
+            return -1
+        p, h, dport = hop
+        ip = self._resolve(h)
+        if ip is None:
+            log.error("bad host name %s, dropping packet", h)
+            return -1
+        sock = self._pick_socket(ctx, p, ip)
+        if sock is None:
+            log.error(
+                "cannot forward to af %d, proto %s no corresponding listening socket",
+                10 if ":" in ip else 2,
+                p,
+            )
+            return -1
+        try:
+            data = self._build_request(ctx, msg, sock, p)
+        except (SipParseError, ValueError) as exc:
+            log.error("building failed: %s", exc)
+            return -1
+        if not self._emit(data, p, (ip, dport), sock):
+            return -1
+        self.stats["forwarded"] += 1
+        return 1
+
+    def _build_request(self, ctx: Context, msg: Request, sock: Socket, proto: str) -> bytes:
+        """The request to send: our Via on top, received/rport on the previous top
+        Via, every other byte as received (the R-URI as the script left it)."""
+        via = msg.via
+        branch = forward_branch(msg)
+        if ctx.advertised_address is not None:
+            addr = ctx.advertised_address
+            vport = ctx.advertised_port or (sock.advertise[1] if sock.advertise else sock.port)
+        elif sock.advertise is not None:
+            addr, vport = sock.advertise
+        else:
+            addr, vport = sock.ip, sock.port
+        if ctx.advertised_port is not None:
+            vport = ctx.advertised_port
+        hostport = _bracket(addr)
+        if vport != _DEFAULT_PORTS.get(proto, 5060):
+            hostport += f":{vport}"
+        line = f"Via: SIP/2.0/{proto.upper()} {hostport};branch={branch}".encode() + msg.eol
+        edits: list[tuple[int, int, bytes]] = []
+        if via is not None:
+            r = ctx.received
+            params = [k for k, _ in via.params]
+            if via.param_spans:
+                at = msg.buf.rfind(b";", via.start, via.param_spans[0][0])
+                at = at if at >= 0 else via.param_spans[0][0]
+            else:
+                at = via.end
+            insert = b""
+            if "rport" in params:
+                s, e = via.param_spans[params.index("rport")]
+                edits.append((s, e, b"rport=%d" % r.src_port))
+            elif "force_rport" in ctx.msg_flags:
+                insert += b";rport=%d" % r.src_port
+            if self._received_needed(via, r.src_ip):
+                if "received" in params:
+                    s, e = via.param_spans[params.index("received")]
+                    edits.append((s - 1, e, b""))
+                insert += b";received=" + r.src_ip.encode()
+            if insert:
+                edits.append((at, at, insert))
+            i = msg.names.index(b"via")
+            top = msg.spans[i][0]
+        else:
+            top = msg.hdr_start
+        edits.append((top, top, line))
+        return _serialize_with(msg, edits)
+
+    # -- replies -------------------------------------------------------------------
+
+    def _on_reply(self, msg: Response, received: Received, local: Socket) -> None:
+        self.stats["replies_received"] += 1
+        route = self.router.reply
+        if route is not None:
+            ctx = ReplyContext(self.process, msg, received)
+            ctx.kind = Route.CORE_ONREPLY
+            outcome = self.router.run(route, ctx)
+            if outcome.dropped:
+                self.stats["dropped_replies"] += 1
+                return
+        self._relay_reply(msg, received, local, None)
+
+    def _relay_reply(
+        self, msg: Response, received: Received, local: Socket, ctx: Context | None
+    ) -> int:
+        """Kamailio's ``forward_reply``: remove our Via, send to the second one."""
+        vias = msg.vias
+        if not vias:
+            self.stats["dropped_replies"] += 1
+            log.error("reply without Via dropped")
+            return -1
+        top = vias[0]
+        if self._check_via and not self.is_myself(top.host, top.port, top.transport.lower()):
+            self.stats["dropped_replies"] += 1
+            log.error("host in first via!=me : %s:%s", top.host, top.port or 0)
+            return -1
+        if len(vias) < 2:
+            self.stats["dropped_replies"] += 1
+            log.debug("reply cannot be forwarded - no 2nd via")
+            return -1
+        via2 = vias[1]
+        port: int | None = None
+        rport = via2.rport
+        if rport:
+            port = int(rport) if rport.isdigit() and 0 < int(rport) < 65536 else None
+            if port is None:
+                log.error("bad rport value(%s)", rport)
+        proto = via2.transport.lower()
+        name = via2.received if via2.received else via2.host
+        if port is None:
+            port = via2.port or _DEFAULT_PORTS.get(proto, 5060)
+        ip = self._resolve(name)
+        if ip is None:
+            self.stats["dropped_replies"] += 1
+            log.warning("resolve_host(%s) failure", name)
+            return -1
+        sock = self._pick_socket(ctx, proto, ip) if ctx is not None else None
+        if sock is None:
+            sock = self._socket_for(local, proto, ip)
+        if sock is None:
+            self.stats["dropped_replies"] += 1
+            log.error("cannot forward reply")
+            return -1
+        edits = _top_via_removal(msg)
+        data = _serialize_with(msg, edits)
+        if not self._emit(data, proto, (ip, port), sock):
+            return -1
+        self.stats["replies_relayed"] += 1
+        return 1
+
+    def _socket_for(self, local: Socket, proto: str, ip: str) -> Socket | None:
+        v6 = ":" in ip
+        if local.proto == proto and (":" in local.ip) == v6:
+            return local
+        for s in self.sockets:
+            if s.proto == proto and (":" in s.ip) == v6:
+                return s
+        return None
+
+    def _forward_reply_to(
+        self, ctx: Context, msg: Response, proto: str | None, host: str | None, port: int | None
+    ) -> int:
+        """``forward()`` in a reply route: the stateless relay (no host given), or
+        the reply as received without our Via to ``host:port``."""
+        local = self._local_of(ctx)
+        if host is None:
+            return self._relay_reply(msg, ctx.received, local, ctx)
+        p = (proto or "udp").lower()
+        ip = self._resolve(host)
+        if ip is None:
+            log.error("bad host name %s, dropping packet", host)
+            return -1
+        sock = self._pick_socket(ctx, p, ip)
+        if sock is None:
+            log.error("cannot forward reply")
+            return -1
+        data = _serialize_with(msg, _top_via_removal(msg))
+        dst = (ip, port or _DEFAULT_PORTS.get(p, 5060))
+        return 1 if self._emit(data, p, dst, sock) else -1
+
+
+def _top_via_removal(msg: Message) -> list[tuple[int, int, bytes]]:
+    """The splice removing the top Via (its line, or its via-parm of a joined line)."""
+    i = msg.names.index(b"via")
+    ls, vs, ve, le = msg.spans[i]
+    vias = msg.vias
+    line_vias = [v for v in vias if vs <= v.start < ve]
+    if len(line_vias) <= 1:
+        return [(ls, le, b"")]
+    start = line_vias[0].start
+    nxt = line_vias[1].start
+    return [(start, nxt, b"")]
+
+
+def _serialize_with(msg: Message, edits: list[tuple[int, int, bytes]]) -> bytes:
+    """``msg.serialize()`` with extra splices that are not kept on the message (each
+    ``forward`` builds its own copy, as Kamailio builds each send buffer)."""
+    saved = list(msg._edits)
+    try:
+        msg._edits.extend(edits)
+        return msg.serialize()
+    finally:
+        msg._edits = saved
+
+
+#: the message event routes run on (Kamailio's ``faked_msg.c``)
+_FAKED_MSG: Final = (
+    b"OPTIONS sip:you@kamailio.org SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1\r\n"
+    b"From: <sip:you@kamailio.org>;tag=123\r\n"
+    b"To: <sip:you@kamailio.org>\r\n"
+    b"Call-ID: 123\r\n"
+    b"CSeq: 1 OPTIONS\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
