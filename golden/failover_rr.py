@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from kcc_runtime import Config, FailureContext, RequestContext, Router, ScriptExit, kw, pv
+from kcc_runtime import Config, FailureContext, RequestContext, Router, ScriptExit, kw, pv, serve
 from kcc_runtime import values as v
 from kcc_runtime.modules import cfgutils, core, rr, siputils, sl, textops, tm
 
@@ -107,3 +107,6 @@ __kcc_routes__: Final = {
     "route_WITHINDLG": "route[WITHINDLG]",
     "failure_route_MANAGE_FAILURE": "failure_route[MANAGE_FAILURE]",
 }
+
+if __name__ == "__main__":
+    raise SystemExit(serve.main(ROUTER))

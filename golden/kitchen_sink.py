@@ -20,6 +20,7 @@ from kcc_runtime import (
     ScriptExit,
     kw,
     pv,
+    serve,
 )
 from kcc_runtime import values as v
 from kcc_runtime.modules import core, sl, textops, tm, xhttp, xlog
@@ -400,3 +401,6 @@ __kcc_routes__: Final = {
     "event_route_xhttp__request": "event_route[xhttp:request]",
     "event_route_htable__mod_x2dinit": "event_route[htable:mod-init]",
 }
+
+if __name__ == "__main__":
+    raise SystemExit(serve.main(ROUTER))

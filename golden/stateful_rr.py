@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from kcc_runtime import Config, RequestContext, Router, ScriptExit, pv
+from kcc_runtime import Config, RequestContext, Router, ScriptExit, pv, serve
 from kcc_runtime import values as v
 from kcc_runtime.modules import cfgutils, core, rr, siputils, sl, textops, tm
 
@@ -79,3 +79,6 @@ __kcc_routes__: Final = {
     "route_RELAY": "route[RELAY]",
     "route_WITHINDLG": "route[WITHINDLG]",
 }
+
+if __name__ == "__main__":
+    raise SystemExit(serve.main(ROUTER))

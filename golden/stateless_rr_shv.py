@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from kcc_runtime import Config, RequestContext, Router, ScriptExit, pv
+from kcc_runtime import Config, RequestContext, Router, ScriptExit, pv, serve
 from kcc_runtime import values as v
 from kcc_runtime.modules import cfgutils, core, sl, textops
 
@@ -52,3 +52,6 @@ ROUTER: Final = Router(
 )
 
 __kcc_routes__: Final = {"request_route": "request_route"}
+
+if __name__ == "__main__":
+    raise SystemExit(serve.main(ROUTER))

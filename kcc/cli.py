@@ -237,6 +237,89 @@ def _check_output(output: Path, expected: str) -> int:
     return EXIT_ERRORS
 
 
+def _cache_root() -> Path:
+    """Where ``kcc run`` keeps built proxies: ``$KCC_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/kcc``, else ``~/.cache/kcc``."""
+    import os
+
+    explicit = os.environ.get("KCC_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "kcc"
+
+
+def _input_key(file: Path, defines: dict[str, str | None]) -> str | None:
+    """The cache key of a build: kcc's version, the defines and the text of every file
+    the preprocessor read (the main file and its includes); None when preprocessing
+    fails (the full build then reports why)."""
+    import hashlib
+
+    ctx = run_pipeline(file, defines=defines, stop_after="preprocess")
+    if ctx.sink.has_errors or ctx.preprocessed is None:
+        return None
+    digest = hashlib.sha256(f"kcc {__version__}\0".encode())
+    for name, value in sorted(defines.items()):
+        digest.update(f"-D{name}={value}\0".encode())
+    for source in ctx.preprocessed.files:
+        digest.update(f"{source.path}\0{len(source.text)}\0".encode())
+        digest.update(source.text.encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def run(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="the config to run", show_default=False)],
+    *,
+    define: Annotated[
+        list[str],
+        typer.Option("-D", "--define", help="define NAME[=VALUE], like `kamailio -A`"),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+) -> None:
+    """Build a config (cached by its input) and run it as a SIP proxy.
+
+    Every option after FILE that kcc does not know goes to the proxy: --listen,
+    --children, --log-level, --allow-dst, --rcvbuf, --sndbuf, --stop-timeout."""
+    import os
+
+    defines = _parse_defines(define)
+    if not file.is_file():
+        sys.stderr.write(f"error: cannot read `{file}`: no such file\n")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        key = _input_key(file, defines)
+    except Exception as exc:  # anything escaping the pipeline is a kcc bug
+        _internal_error("preprocess", exc)
+    target = _cache_root() / "run" / (key or "none")[:32] / f"{file.stem}.py"
+    if key is None or not target.is_file():
+        try:
+            built = run_pipeline(file, defines=defines, stop_after="build")
+        except Exception as exc:  # a kcc bug, as above
+            _internal_error("build", exc)
+        _print_diagnostics(built, OutputFormat.text)
+        if built.sink.has_errors or built.python is None:
+            raise typer.Exit(EXIT_ERRORS)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(built.python, encoding="utf-8")
+            partial.replace(target)
+        except OSError as exc:
+            sys.stderr.write(f"error: cannot write `{target}`: {exc.strerror or exc}\n")
+            raise typer.Exit(EXIT_USAGE) from None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, str(target), *ctx.args]
+    try:
+        os.execv(sys.executable, argv)
+    except OSError as exc:
+        sys.stderr.write(f"error: cannot start the proxy: {exc.strerror or exc}\n")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
 @app.command()
 def explain(
     code: Annotated[

@@ -728,7 +728,12 @@ class CodeGenerator:
                 module=_name("__future__"), names=[cst.ImportAlias(name=_name("annotations"))]
             )
         ).with_changes(leading_lines=[blank])
-        tail = [*self._config_statement(), *self._router_statement(), *self._routes_table()]
+        tail = [
+            *self._config_statement(),
+            *self._router_statement(),
+            *self._routes_table(),
+            *self._main_block(),
+        ]
         tail = [line.with_changes(leading_lines=[blank]) for line in tail]
         imports = self._imports()
         imports[0] = imports[0].with_changes(leading_lines=[blank])
@@ -1001,6 +1006,19 @@ class CodeGenerator:
                 )
             )
         ]
+
+    def _main_block(self) -> list[cst.BaseStatement]:
+        """``if __name__ == "__main__": raise SystemExit(serve.main(ROUTER))``: the
+        module runs as the proxy (``kcc_runtime.serve``)."""
+        main = _call(
+            cst.Attribute(value=_name(self._use("serve")), attr=_name("main")), _name("ROUTER")
+        )
+        raise_ = cst.Raise(exc=_call(_name("SystemExit"), main))
+        test = cst.Comparison(
+            left=_name("__name__"),
+            comparisons=[cst.ComparisonTarget(operator=cst.Equal(), comparator=_str("__main__"))],
+        )
+        return [cst.If(test=test, body=cst.IndentedBlock(body=[self._simple(raise_)]))]
 
     # -- markers and statements ------------------------------------------------------
 

@@ -1,0 +1,283 @@
+"""``$shv`` values and ``lock()`` locks shared by every worker process of one proxy.
+
+Kamailio keeps shared variables (pv module, ``shvset``) and cfgutils' lock set in
+shared memory allocated by the main process before it forks the workers.
+:class:`SharedMemoryStore` does the same, behind the methods of
+:class:`~kcc_runtime.shared.SharedStore` that route code and the modules use:
+
+- **Memory**: one anonymous ``MAP_SHARED`` mapping (``mmap.mmap(-1, size)``) made by
+  the supervisor before it forks; every worker inherits it. It is the mapping
+  ``multiprocessing.shared_memory`` would give, without a name in ``/dev/shm``: a
+  supervisor killed by SIGKILL leaks nothing, and no resource-tracker process is
+  started. The store is therefore only usable by processes forked from the one that
+  made it (which is how :mod:`kcc_runtime.serve` runs workers).
+- **``$shv`` table**: a fixed table of ``slots`` slots, open addressing with linear
+  probing on the CRC-32 of the name (stable across processes, unlike ``hash()``);
+  names are never removed, so a name keeps its slot and each worker caches the slot
+  index after the first lookup. A slot holds the name, the type, an int64 and a string
+  of at most ``max_value`` bytes (UTF-8). Kamailio allocates each value in shared
+  memory with no per-value cap; a fixed table needs one, so a longer string, a name
+  longer than ``max_name`` bytes, or a new name when the table is full raises
+  :class:`SharedValueError` (the router logs it with the cfg line and the message
+  ends as an ``error`` outcome: nothing is half-written). Every read and write holds
+  the table mutex, so a reader never sees a torn value.
+- **Locks**: cfgutils ``lock(name)`` hashes the name into a set of
+  ``2^lock_set_size`` locks (``modparam("cfgutils", "lock_set_size", N)``) and its
+  locks are recursive in one process. Here each lock is a ``multiprocessing`` lock (a
+  POSIX semaphore, process-shared) made before the fork, and each worker keeps its own
+  ownership counts: the semaphore is taken by the first ``lock()`` of a slot and
+  released by the matching last ``unlock()``. Two names that hash to the same lock
+  share it, as in Kamailio. Kamailio with ``lock_set_size`` 0 (its default) has no
+  lock set and its ``lock()`` fails; this store then uses one lock (see the report of
+  the module function for the return code).
+- **A worker that dies holding a lock**: in Kamailio the others then wait forever.
+  Here each lock (and the table mutex) records its owner's pid in the shared mapping,
+  and the supervisor calls :meth:`SharedMemoryStore.release_dead` with the pid of
+  every worker it reaps: the locks that worker held are released and the others go
+  on. Left as is: a worker killed between taking a semaphore and recording its pid
+  (two bytecodes) leaves that lock taken; a worker killed while writing a value under
+  the table mutex may leave that one slot torn (the mutex itself is released).
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import os
+import struct
+import zlib
+from typing import Final
+
+from kcc_runtime.shared import SharedStore
+from kcc_runtime.values import Value
+
+__all__ = ["SharedMemoryStore", "SharedValueError"]
+
+_FORK: Final = multiprocessing.get_context("fork")
+
+#: slot header: used, type (0 int / 1 str), name length, string length, int value
+_SLOT_HEAD: Final = struct.Struct("<BBHIq")
+_INT: Final = 0
+_STR: Final = 1
+#: cfgutils' lock set size is a power of two; past 2^12 semaphores the set costs
+#: more memory than any cfg needs (Kamailio's own examples use 4..8)
+MAX_LOCK_SET_SIZE: Final = 12
+_I64_MIN: Final = -(2**63)
+_I64_MAX: Final = 2**63 - 1
+
+
+class SharedValueError(ValueError):
+    """A ``$shv`` write the fixed table cannot hold (name or string too long, table
+    full, int outside 64 bits)."""
+
+
+class SharedMemoryStore(SharedStore):
+    """``$shv(name)`` values and named locks in memory shared by forked workers."""
+
+    def __init__(
+        self,
+        initial: dict[str, Value] | None = None,
+        *,
+        lock_set_size: int = 0,
+        slots: int = 1024,
+        max_name: int = 64,
+        max_value: int = 4096,
+    ) -> None:
+        super().__init__()
+        if slots < 1 or max_name < 1 or max_value < 0:
+            raise ValueError("slots and max_name must be >= 1, max_value >= 0")
+        if not 0 <= lock_set_size <= MAX_LOCK_SET_SIZE:
+            raise ValueError(f"lock_set_size must be 0..{MAX_LOCK_SET_SIZE}, not {lock_set_size}")
+        self.slots = slots
+        self.max_name = max_name
+        self.max_value = max_value
+        self.lock_set_size = lock_set_size
+        self.lock_count = 1 << lock_set_size
+        self._slot_size = _SLOT_HEAD.size + max_name + max_value
+        # owners: [table mutex, lock 0 .. lock n-1], int32 pids (0: free)
+        owners_size = 4 * (self.lock_count + 1)
+        self._table_at = (owners_size + 15) & ~15
+        self._mm = mmap.mmap(-1, self._table_at + slots * self._slot_size)
+        self._owners = memoryview(self._mm)[:owners_size].cast("i")
+        self._mutex = _FORK.Lock()
+        self._locks = [_FORK.Lock() for _ in range(self.lock_count)]
+        #: per process: slot index by name (slots never move), lock holds by lock
+        #: index and by name (cfgutils' recursion)
+        self._index: dict[str, int] = {}
+        self._lock_holds: dict[int, int] = {}
+        self._name_holds: dict[str, int] = {}
+        for name, value in (initial or {}).items():
+            self.set(name, value)
+
+    # -- $shv ---------------------------------------------------------------------------
+
+    def _take_mutex(self) -> None:
+        self._mutex.acquire()
+        self._owners[0] = os.getpid()
+
+    def _drop_mutex(self) -> None:
+        self._owners[0] = 0
+        self._mutex.release()
+
+    def _find(self, name: str, key: bytes, create: bool) -> int:
+        """The slot of ``name`` (the table mutex held); -1 when absent and not created."""
+        cached = self._index.get(name)
+        if cached is not None:
+            return cached
+        mm = self._mm
+        start = zlib.crc32(key) % self.slots
+        for probe in range(self.slots):
+            slot = (start + probe) % self.slots
+            at = self._table_at + slot * self._slot_size
+            used, _, name_len, _, _ = _SLOT_HEAD.unpack_from(mm, at)
+            if not used:
+                if not create:
+                    return -1
+                mm[at + _SLOT_HEAD.size : at + _SLOT_HEAD.size + len(key)] = key
+                _SLOT_HEAD.pack_into(mm, at, 1, _INT, len(key), 0, 0)
+                self._index[name] = slot
+                return slot
+            head = at + _SLOT_HEAD.size
+            if name_len == len(key) and mm[head : head + name_len] == key:
+                self._index[name] = slot
+                return slot
+        if create:
+            raise SharedValueError(
+                f"$shv({name}): the shared table is full ({self.slots} variables)"
+            )
+        return -1
+
+    def get(self, name: str) -> Value:
+        """``$shv(name)``: an unset shared variable reads as the int 0, as in Kamailio."""
+        key = name.encode("utf-8", "surrogateescape")
+        mm = self._mm
+        self._take_mutex()
+        try:
+            slot = self._find(name, key, create=False)
+            if slot < 0:
+                return 0
+            at = self._table_at + slot * self._slot_size
+            _, kind, _, str_len, number = _SLOT_HEAD.unpack_from(mm, at)
+            if kind == _INT:
+                return int(number)
+            start = at + _SLOT_HEAD.size + self.max_name
+            return mm[start : start + str_len].decode("utf-8", "surrogateescape")
+        finally:
+            self._drop_mutex()
+
+    def set(self, name: str, value: Value) -> None:
+        """``$shv(name) = value``; ``$null`` sets the int 0. Raises
+        :class:`SharedValueError` for what the fixed table cannot hold."""
+        key = name.encode("utf-8", "surrogateescape")
+        if not key or len(key) > self.max_name:
+            raise SharedValueError(
+                f"$shv({name}): a shared variable name has 1 to {self.max_name} bytes"
+            )
+        data = b""
+        number = 0
+        if value is None:
+            kind = _INT
+        elif isinstance(value, int):
+            kind, number = _INT, value
+            if not _I64_MIN <= number <= _I64_MAX:
+                raise SharedValueError(f"$shv({name}): {value} does not fit in 64 bits")
+        else:
+            kind, data = _STR, value.encode("utf-8", "surrogateescape")
+            if len(data) > self.max_value:
+                raise SharedValueError(
+                    f"$shv({name}): a string of {len(data)} bytes is longer than the "
+                    f"{self.max_value} bytes a shared variable holds"
+                )
+        mm = self._mm
+        self._take_mutex()
+        try:
+            slot = self._find(name, key, create=True)
+            at = self._table_at + slot * self._slot_size
+            if data:
+                start = at + _SLOT_HEAD.size + self.max_name
+                mm[start : start + len(data)] = data
+            _SLOT_HEAD.pack_into(mm, at, 1, kind, len(key), len(data), number)
+        finally:
+            self._drop_mutex()
+
+    # -- lock() / unlock() -----------------------------------------------------------------
+
+    def lock_index(self, name: str) -> int:
+        """The lock of the set that ``name`` hashes into."""
+        return zlib.crc32(name.encode("utf-8", "surrogateescape")) & (self.lock_count - 1)
+
+    def lock(self, name: str) -> None:
+        """Take the lock ``name`` (recursive within one worker): blocks while another
+        worker holds it, as cfgutils' ``lock()`` does."""
+        index = self.lock_index(name)
+        holds = self._lock_holds.get(index, 0)
+        if holds == 0:
+            self._locks[index].acquire()
+            self._owners[index + 1] = os.getpid()
+        self._lock_holds[index] = holds + 1
+        self._name_holds[name] = self._name_holds.get(name, 0) + 1
+
+    def trylock(self, name: str) -> bool:
+        """Take ``name`` if no other worker holds it (cfgutils ``trylock``): True when
+        taken (or already held by this worker: recursion), False otherwise."""
+        index = self.lock_index(name)
+        holds = self._lock_holds.get(index, 0)
+        if holds == 0:
+            if not self._locks[index].acquire(block=False):
+                return False
+            self._owners[index + 1] = os.getpid()
+        self._lock_holds[index] = holds + 1
+        self._name_holds[name] = self._name_holds.get(name, 0) + 1
+        return True
+
+    def unlock(self, name: str) -> bool:
+        """Release ``name``; False (and nothing released) when this worker does not
+        hold it."""
+        count = self._name_holds.get(name, 0)
+        if count == 0:
+            return False
+        if count == 1:
+            del self._name_holds[name]
+        else:
+            self._name_holds[name] = count - 1
+        index = self.lock_index(name)
+        holds = self._lock_holds[index] - 1
+        if holds == 0:
+            del self._lock_holds[index]
+            self._owners[index + 1] = 0
+            self._locks[index].release()
+        else:
+            self._lock_holds[index] = holds
+        return True
+
+    def held(self, name: str) -> bool:
+        """Whether this worker holds ``name``."""
+        return name in self._name_holds
+
+    # -- supervisor side -------------------------------------------------------------
+
+    def owner(self, index: int) -> int:
+        """The pid holding lock ``index`` (-1: the table mutex); 0 when free."""
+        return self._owners[index + 1]
+
+    def release_dead(self, pid: int) -> list[int]:
+        """Release every lock the dead process ``pid`` held (the supervisor calls this
+        for each worker it reaps): the indexes released, -1 for the table mutex."""
+        released: list[int] = []
+        for slot in range(self.lock_count + 1):
+            if pid and self._owners[slot] == pid:
+                self._owners[slot] = 0
+                (self._mutex if slot == 0 else self._locks[slot - 1]).release()
+                released.append(slot - 1)
+        return released
+
+    def reset_process_state(self) -> None:
+        """Forget this process's lock holds (a freshly forked worker starts holding
+        nothing, whatever its parent held)."""
+        self._lock_holds.clear()
+        self._name_holds.clear()
+
+    def close(self) -> None:
+        """Unmap the memory (the supervisor, after its workers are gone)."""
+        self._owners.release()
+        self._mm.close()

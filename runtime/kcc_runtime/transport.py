@@ -1,0 +1,609 @@
+"""The proxy's sockets and event loop: the only module that touches sockets or asyncio.
+
+One :class:`Transport` runs in each worker process. It binds every local
+:class:`~kcc_runtime.engine.Socket` itself, with ``SO_REUSEPORT`` so that the N
+workers of a proxy share each address and the kernel spreads the flows over them,
+hands every received message to the sans-IO engine (``engine.receive(data, src,
+local)``) and sends what the engine returns. The engine never sees a socket; the
+transport never parses SIP (except for TCP framing) nor runs a route.
+
+**UDP, the fast path.** The stock asyncio datagram transport reads one datagram per
+loop wake-up (~27 µs per forwarded packet on the reference machine); a non-blocking
+socket watched with ``loop.add_reader`` whose callback drains up to ``batch``
+datagrams per wake-up costs ~3.3 µs (``/work/shared/reference/field-notes.md``).
+uvloop, when installed, runs the same code (its ``add_reader`` is the same API).
+Sends use ``sendto`` on the socket the engine chose (``Outgoing.src``): a full send
+buffer (``EAGAIN``) drops the datagram and counts it (``send_eagain``) instead of
+blocking the loop; UDP is unreliable anyway and SIP retransmits. Large ``SO_RCVBUF``
+/ ``SO_SNDBUF`` (4 MiB by default) absorb bursts; ``SO_RCVBUFFORCE`` is tried first
+so a privileged proxy is not capped by ``net.core.rmem_max``.
+
+**TCP** (RFC 3261 §18.3): a listening socket per TCP address (``SO_REUSEPORT`` too:
+each worker accepts its share of the connections), one asyncio protocol per
+connection with a :class:`~kcc_runtime.sip.StreamFramer` (Content-Length framing;
+a framing error closes the connection, as Kamailio does for a stream it cannot
+resynchronise). Connections are kept by remote address: a reply to a request that
+came over TCP goes back on that connection, as Kamailio's connection lookup does. A
+send to an address with no connection opens one (asynchronous connect from the
+source socket's address, ``tcp_connect_timeout`` 10 s); messages wait in a bounded
+queue until it is up. A connection idle for ``tcp_connection_lifetime`` (Kamailio's
+default 120 s) is closed. Limitation: connections belong to the worker that accepted
+or opened them (Kamailio passes descriptors between processes through tcp_main); a
+reply that must reach a TCP client but is processed by another worker opens a new
+connection to the client's address, which usually fails. With ``children=1``, or
+with replies that come back on the same flow, this does not arise.
+
+**Timer.** Every ``timer_interval`` seconds the engine's ``on_timer(now)`` runs
+(htable expiry and the like), idle TCP connections are closed, and an optional
+``watchdog`` is asked whether to keep running (a worker whose supervisor is gone
+stops).
+
+Nothing the network sends can raise out of a callback: errors are counted in
+:attr:`Transport.stats` and logged; an exception from the engine (a bug: it never
+raises) is logged and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from kcc_runtime.sip import SipParseError, StreamFramer
+
+__all__ = [
+    "BindError",
+    "EngineIO",
+    "OutgoingLike",
+    "SocketLike",
+    "Transport",
+    "TransportOptions",
+    "check_free",
+    "new_event_loop",
+    "socket_label",
+]
+
+log = logging.getLogger("kcc_runtime.transport")
+
+try:  # uvloop when installed: the same add_reader code path, a faster loop
+    import uvloop as _uvloop  # type: ignore[import-not-found, unused-ignore]
+except ImportError:  # pragma: no cover - depends on the host
+    _uvloop = None
+
+#: Linux's SO_RCVBUFFORCE / SO_SNDBUFFORCE (not exported by every Python build)
+_SO_RCVBUFFORCE: int = getattr(socket, "SO_RCVBUFFORCE", 33)
+_SO_SNDBUFFORCE: int = getattr(socket, "SO_SNDBUFFORCE", 32)
+
+#: the largest UDP payload
+_MAX_DATAGRAM = 65535
+
+
+class SocketLike(Protocol):
+    """What the transport reads of :class:`kcc_runtime.engine.Socket`."""
+
+    @property
+    def proto(self) -> str: ...
+    @property
+    def ip(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
+class OutgoingLike(Protocol):
+    """What the transport reads of :class:`kcc_runtime.engine.Outgoing`."""
+
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def proto(self) -> str: ...
+    @property
+    def dst(self) -> tuple[str, int]: ...
+    @property
+    def src(self) -> SocketLike: ...
+
+
+S = TypeVar("S", bound=SocketLike)
+S_contra = TypeVar("S_contra", bound=SocketLike, contravariant=True)
+
+
+class EngineIO(Protocol[S_contra]):
+    """The engine as the transport drives it (``kcc_runtime.engine.Proxy``)."""
+
+    def receive(
+        self, data: bytes, src: tuple[str, int], local: S_contra
+    ) -> Sequence[OutgoingLike]: ...
+    def on_timer(self, now: float) -> Sequence[OutgoingLike]: ...
+    def start(self) -> Sequence[OutgoingLike]: ...
+
+
+class BindError(OSError):
+    """A local socket could not be created or bound (the message says which)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """Socket and timer settings of one worker's transport."""
+
+    rcvbuf: int = 4 * 1024 * 1024
+    sndbuf: int = 4 * 1024 * 1024
+    #: datagrams read per wake-up before the loop runs other callbacks
+    batch: int = 64
+    timer_interval: float = 1.0
+    #: Kamailio's ``tcp_connection_lifetime`` (s)
+    tcp_lifetime: float = 120.0
+    #: Kamailio's ``tcp_connect_timeout`` (s)
+    tcp_connect_timeout: float = 10.0
+    #: bytes a TCP connection may have queued (connecting or unsent) before new
+    #: messages are dropped (Kamailio's ``tcp_conn_wq_max`` idea)
+    tcp_queue_max: int = 1024 * 1024
+    tcp_backlog: int = 1024
+    #: largest message a TCP stream may carry
+    tcp_max_message: int = 65535
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when uvloop is installed, else asyncio's default (epoll) loop."""
+    if _uvloop is not None:
+        loop: asyncio.AbstractEventLoop = _uvloop.new_event_loop()
+        return loop
+    return asyncio.new_event_loop()
+
+
+def socket_label(sock: SocketLike) -> str:
+    """``udp:127.0.0.1:5060``, ``tcp:[::1]:5060``: Kamailio's way of naming a socket."""
+    host = f"[{sock.ip}]" if ":" in sock.ip else sock.ip
+    return f"{sock.proto}:{host}:{sock.port}"
+
+
+def _family(ip: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def _canonical(ip: str) -> str:
+    try:
+        return ipaddress.ip_address(ip).compressed
+    except ValueError:
+        return ip
+
+
+def _set_buffer(sock: socket.socket, force: int, plain: int, size: int) -> None:
+    if size <= 0:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except OSError:  # not privileged: capped by net.core.[rw]mem_max
+        sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+
+def _open_socket(
+    local: SocketLike, kind: socket.SocketKind, options: TransportOptions
+) -> socket.socket:
+    family = _family(local.ip)
+    label = socket_label(local)
+    try:
+        sock = socket.socket(family, kind)
+    except OSError as exc:
+        raise BindError(exc.errno, f"cannot create a socket for {label}: {exc.strerror}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        _set_buffer(sock, _SO_RCVBUFFORCE, socket.SO_RCVBUF, options.rcvbuf)
+        _set_buffer(sock, _SO_SNDBUFFORCE, socket.SO_SNDBUF, options.sndbuf)
+        sock.bind((local.ip, local.port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(options.tcp_backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise BindError(exc.errno, f"cannot bind {label}: {exc.strerror or exc}") from None
+    return sock
+
+
+def check_free(local: SocketLike) -> None:
+    """Raise :class:`BindError` when ``local`` is already bound by another process.
+
+    Workers bind with ``SO_REUSEPORT``, which would let them share a port with a
+    stale proxy; the supervisor binds each address once *without* it first (and closes
+    it at once), so an address in use is a clear start-up error, as for Kamailio."""
+    kind = socket.SOCK_STREAM if local.proto == "tcp" else socket.SOCK_DGRAM
+    try:
+        probe = socket.socket(_family(local.ip), kind)
+    except OSError as exc:
+        raise BindError(exc.errno, f"cannot create a socket for {socket_label(local)}") from None
+    try:
+        if kind == socket.SOCK_STREAM:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if probe.family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        probe.bind((local.ip, local.port))
+    except OSError as exc:
+        raise BindError(
+            exc.errno, f"cannot bind {socket_label(local)}: {exc.strerror or exc}"
+        ) from None
+    finally:
+        probe.close()
+
+
+class _Udp(Generic[S]):
+    __slots__ = ("local", "sock")
+
+    def __init__(self, local: S, sock: socket.socket) -> None:
+        self.local = local
+        self.sock = sock
+
+
+class _TcpConn(asyncio.Protocol, Generic[S]):
+    """One TCP connection: framing in, a bounded queue out."""
+
+    def __init__(self, owner: Transport[S], local: S, remote: tuple[str, int] | None) -> None:
+        self.owner = owner
+        self.local = local
+        self.remote = remote
+        self.framer = StreamFramer(owner.options.tcp_max_message)
+        self.transport: asyncio.Transport | None = None
+        self.pending: deque[bytes] = deque()
+        self.pending_bytes = 0
+        self.last = time.monotonic()
+        self.closed = False
+
+    # -- asyncio callbacks ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if self.remote is None and peer is not None:
+            self.remote = (_canonical(str(peer[0])), int(peer[1]))
+        if self.remote is not None:
+            self.owner._register(self.remote, self)
+        self.owner.stats["tcp_connections"] += 1
+        while self.pending:
+            transport.write(self.pending.popleft())
+        self.pending_bytes = 0
+        self.last = time.monotonic()
+
+    def data_received(self, data: bytes) -> None:
+        self.last = time.monotonic()
+        try:
+            messages = self.framer.feed(data)
+        except SipParseError as exc:
+            self.owner.stats["tcp_framing_errors"] += 1
+            log.warning("closing the TCP connection from %s: %s", self.remote, exc)
+            self.close()
+            return
+        remote = self.remote or ("", 0)
+        for msg in messages:
+            self.owner._dispatch(msg.buf, remote, self.local)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.transport = None
+        if self.remote is not None:
+            self.owner._unregister(self.remote, self)
+
+    # -- sending --------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        limit = self.owner.options.tcp_queue_max
+        if self.transport is None:
+            if self.pending_bytes + len(data) > limit:
+                self.owner.stats["tcp_queue_full"] += 1
+                return
+            self.pending.append(data)
+            self.pending_bytes += len(data)
+            return
+        if self.transport.get_write_buffer_size() + len(data) > limit:
+            self.owner.stats["tcp_queue_full"] += 1
+            return
+        self.transport.write(data)
+        self.last = time.monotonic()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self.closed = True
+
+
+class Transport(Generic[S]):
+    """Sockets, event loop and timer of one worker (see the module docstring).
+
+    Use: ``Transport(engine, sockets, options).run(...)`` in a worker process, or
+    :meth:`bind` + :meth:`run` to report bind errors before serving."""
+
+    def __init__(
+        self,
+        engine: EngineIO[S],
+        sockets: Sequence[S],
+        options: TransportOptions | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.sockets = tuple(sockets)
+        self.options = options or TransportOptions()
+        self.clock = clock
+        self.stats: dict[str, int] = {
+            "send_eagain": 0,
+            "send_errors": 0,
+            "recv_errors": 0,
+            "engine_errors": 0,
+            "unsupported_proto": 0,
+            "tcp_connections": 0,
+            "tcp_connect_failed": 0,
+            "tcp_framing_errors": 0,
+            "tcp_queue_full": 0,
+            "tcp_idle_closed": 0,
+        }
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._udp: list[_Udp[S]] = []
+        self._udp_by_addr: dict[tuple[str, int], _Udp[S]] = {}
+        self._tcp_listen: list[tuple[S, socket.socket]] = []
+        self._conns: dict[tuple[str, int], _TcpConn[S]] = {}
+        self._servers: list[asyncio.AbstractServer] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._watchdog: Callable[[], bool] | None = None
+        self._bound = False
+
+    # -- set-up -----------------------------------------------------------------------
+
+    def bind(self) -> None:
+        """Create and bind every socket; :class:`BindError` names the one that failed
+        (everything bound so far is closed again)."""
+        if self._bound:
+            return
+        try:
+            for local in self.sockets:
+                if local.proto == "udp":
+                    entry = _Udp(local, _open_socket(local, socket.SOCK_DGRAM, self.options))
+                    self._udp.append(entry)
+                    self._udp_by_addr.setdefault((_canonical(local.ip), local.port), entry)
+                elif local.proto == "tcp":
+                    sock = _open_socket(local, socket.SOCK_STREAM, self.options)
+                    self._tcp_listen.append((local, sock))
+                else:
+                    raise BindError(
+                        errno.EPROTONOSUPPORT,
+                        f"{socket_label(local)}: protocol {local.proto!r} is not supported "
+                        "(udp and tcp are)",
+                    )
+        except BindError:
+            self._close_sockets()
+            raise
+        self._bound = True
+
+    def run(
+        self,
+        *,
+        on_ready: Callable[[], None] | None = None,
+        watchdog: Callable[[], bool] | None = None,
+        stop_signals: Sequence[signal.Signals] = (signal.SIGTERM,),
+    ) -> None:
+        """Bind (if not done), call ``engine.start()``, then serve until one of
+        ``stop_signals`` arrives (or :meth:`stop`); ``on_ready`` runs once serving."""
+        self.bind()
+        loop = new_event_loop()
+        self.loop = loop
+        self._watchdog = watchdog
+        try:
+            for sig in stop_signals:
+                loop.add_signal_handler(sig, self.stop)
+            loop.run_until_complete(self._start())
+            if on_ready is not None:
+                on_ready()
+            loop.run_forever()
+        finally:
+            self._shutdown(loop)
+
+    def stop(self) -> None:
+        """Stop serving (from a signal handler, a callback, or another thread)."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for entry in self._udp:
+            loop.add_reader(entry.sock.fileno(), self._udp_readable, entry)
+        for local, sock in self._tcp_listen:
+
+            def factory(local: S = local) -> _TcpConn[S]:
+                return _TcpConn(self, local, None)
+
+            self._servers.append(await loop.create_server(factory, sock=sock))
+        try:
+            outs = self.engine.start()
+        except Exception:
+            log.exception("the engine failed to start")
+            raise
+        self._send(outs)
+        self._timer = loop.call_later(self.options.timer_interval, self._tick)
+
+    def _shutdown(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for entry in self._udp:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(entry.sock.fileno())
+        for server in self._servers:
+            server.close()
+        for conn in list(self._conns.values()):
+            conn.close()
+        with contextlib.suppress(RuntimeError):
+            loop.run_until_complete(asyncio.sleep(0))
+        self._close_sockets()
+        loop.close()
+        self.loop = None
+
+    def _close_sockets(self) -> None:
+        for entry in self._udp:
+            entry.sock.close()
+        for _, sock in self._tcp_listen:
+            sock.close()
+        self._udp.clear()
+        self._udp_by_addr.clear()
+        self._tcp_listen.clear()
+        self._bound = False
+
+    # -- receiving --------------------------------------------------------------------
+
+    def _udp_readable(self, entry: _Udp[S]) -> None:
+        """Drain up to ``batch`` datagrams (the fast path: no per-packet wake-up)."""
+        recvfrom = entry.sock.recvfrom
+        engine = self.engine
+        local = entry.local
+        for _ in range(self.options.batch):
+            try:
+                data, addr = recvfrom(_MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            except OSError:  # an ICMP error reported on the socket: ECONNREFUSED...
+                self.stats["recv_errors"] += 1
+                continue
+            try:
+                outs = engine.receive(data, (addr[0], addr[1]), local)
+            except Exception:  # the engine never raises; a bug must not stop the loop
+                self.stats["engine_errors"] += 1
+                log.exception("engine failed on a datagram from %s:%s", addr[0], addr[1])
+                continue
+            if outs:
+                self._send(outs)
+
+    def _dispatch(self, data: bytes, src: tuple[str, int], local: S) -> None:
+        try:
+            outs = self.engine.receive(data, src, local)
+        except Exception:
+            self.stats["engine_errors"] += 1
+            log.exception("engine failed on a message from %s:%s", src[0], src[1])
+            return
+        if outs:
+            self._send(outs)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _send(self, outs: Sequence[OutgoingLike]) -> None:
+        for out in outs:
+            proto = out.proto
+            if proto == "udp":
+                self._send_udp(out)
+            elif proto == "tcp":
+                self._send_tcp(out)
+            else:
+                self.stats["unsupported_proto"] += 1
+                log.warning("cannot send over %s to %s:%s", proto, out.dst[0], out.dst[1])
+
+    def _udp_for(self, src: SocketLike, dst_ip: str) -> _Udp[S] | None:
+        entry = self._udp_by_addr.get((src.ip, src.port))
+        if entry is None:
+            entry = self._udp_by_addr.get((_canonical(src.ip), src.port))
+        family = _family(dst_ip)
+        if entry is not None and entry.sock.family == family:
+            return entry
+        for other in self._udp:  # the engine's choice does not fit: same family
+            if other.sock.family == family:
+                return other
+        return None
+
+    def _send_udp(self, out: OutgoingLike) -> None:
+        dst = out.dst
+        entry = self._udp_for(out.src, dst[0])
+        if entry is None:
+            self.stats["send_errors"] += 1
+            log.error("no UDP socket to send to %s:%s from", dst[0], dst[1])
+            return
+        try:
+            entry.sock.sendto(out.data, dst)
+        except BlockingIOError:
+            self.stats["send_eagain"] += 1
+        except OSError as exc:
+            self.stats["send_errors"] += 1
+            log.warning("sendto %s:%s failed: %s", dst[0], dst[1], exc.strerror or exc)
+
+    def _send_tcp(self, out: OutgoingLike) -> None:
+        dst = (_canonical(out.dst[0]), out.dst[1])
+        conn = self._conns.get(dst)
+        if conn is None or conn.closed:
+            conn = self._connect(out.src, dst)
+            if conn is None:
+                return
+        conn.send(out.data)
+
+    def _connect(self, src: SocketLike, dst: tuple[str, int]) -> _TcpConn[S] | None:
+        local = self._tcp_local(src, dst[0])
+        loop = self.loop
+        if local is None or loop is None:
+            self.stats["send_errors"] += 1
+            log.error("no TCP socket to connect to %s:%s from", dst[0], dst[1])
+            return None
+        conn: _TcpConn[S] = _TcpConn(self, local, dst)
+        self._conns[dst] = conn
+        loop.create_task(self._open(conn, dst))
+        return conn
+
+    def _tcp_local(self, src: SocketLike, dst_ip: str) -> S | None:
+        family = _family(dst_ip)
+        fallback: S | None = None
+        for local, _ in self._tcp_listen:
+            if _family(local.ip) != family:
+                continue
+            if (_canonical(local.ip), local.port) == (_canonical(src.ip), src.port):
+                return local
+            fallback = fallback or local
+        return fallback
+
+    async def _open(self, conn: _TcpConn[S], dst: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: conn, host=dst[0], port=dst[1], local_addr=(conn.local.ip, 0)
+                ),
+                self.options.tcp_connect_timeout,
+            )
+        except (OSError, TimeoutError) as exc:
+            self.stats["tcp_connect_failed"] += 1
+            log.error("cannot connect to %s:%s over TCP: %s", dst[0], dst[1], exc)
+            conn.closed = True
+            conn.pending.clear()
+            self._unregister(dst, conn)
+
+    def _register(self, remote: tuple[str, int], conn: _TcpConn[S]) -> None:
+        self._conns[remote] = conn
+
+    def _unregister(self, remote: tuple[str, int], conn: _TcpConn[S]) -> None:
+        if self._conns.get(remote) is conn:
+            del self._conns[remote]
+
+    # -- timer ------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        loop = self.loop
+        if loop is None:
+            return
+        try:
+            outs = self.engine.on_timer(self.clock())
+        except Exception:
+            self.stats["engine_errors"] += 1
+            log.exception("engine timer failed")
+            outs = ()
+        if outs:
+            self._send(outs)
+        limit = time.monotonic() - self.options.tcp_lifetime
+        for conn in list(self._conns.values()):
+            if conn.transport is not None and conn.last < limit:
+                self.stats["tcp_idle_closed"] += 1
+                conn.close()
+        if self._watchdog is not None and not self._watchdog():
+            loop.stop()
+            return
+        self._timer = loop.call_later(self.options.timer_interval, self._tick)
