@@ -1,0 +1,646 @@
+"""Running real SIP traffic through a proxy: SIPp UAS/UAC, the kcc proxy and Kamailio 5.6
+as subprocesses on free loopback ports.
+
+Every test here is parametrized over ``impl in ("kamailio", "kcc")``: the same config
+(an ``examples/`` balancer with its fixed ports rewritten to free ones, nothing else
+changed) runs once in real Kamailio and once as the proxy ``kcc build`` generates, and
+both must give the same, exact results. Kamailio is the oracle; the kcc side is never
+skipped: a kcc proxy that cannot be built or does not start makes its test fail, with
+the proxy's log in the message.
+
+How the processes are run (facts from ``/work/shared/reference/field-notes.md``):
+
+- Kamailio: ``kamailio -DD -E -f CFG -Y DIR -w DIR -m 64 -n CHILDREN``; ``-DD`` keeps the
+  main process in the foreground (its PID is the one we stop with SIGTERM; it takes its
+  workers down with it), ``-n`` overrides the cfg's ``children=``.
+- kcc: ``kcc build CFG -o DIR/NAME.py``, then ``python DIR/NAME.py --listen
+  udp:127.0.0.1:PORT --children N --allow-dst 127.0.0.0/8,::1`` (issue 5's serve
+  contract); SIGTERM stops it.
+- A proxy is ready when it answers an OPTIONS probe (both example balancers answer
+  every non-INVITE with 404), so no log format is relied on.
+- SIPp always gets ``-buff_size 4194304`` and ``-nostdin``; a UAS is ready when its
+  port shows in ``/proc/net/udp`` and stops on SIGUSR1 (SIPp's "quit" signal, which
+  flushes its logs and exits 0). A UAC run is bounded by ``-m CALLS`` and an outer
+  timeout, and never retransmits (``-nr``, with ``-recv_timeout`` to end a call whose
+  message was lost): a retransmitted INVITE is a new request for a stateless proxy.
+- The chapter's stateless balancer does not record-route: the UAC scenario sends ACK
+  and BYE straight to the UAS named in the 200's Contact, and the UAS answers the BYE
+  straight to the UAC (``scenarios/uac.xml``, ``scenarios/uas.xml``).
+
+Every process is stopped by its own PID (SIGTERM, then SIGKILL after a grace period),
+never by name. Tests run inside ``unshare -n`` with only ``lo`` up; everything binds to
+127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+IMPLS = ("kamailio", "kcc")
+
+#: SIPp's socket buffers: the 64 KiB default drops packets at speed (field notes)
+SIPP_BUFF_SIZE = "4194304"
+#: the fixed addresses the example configs name, rewritten per test
+EXAMPLE_LISTEN = "127.0.0.1:5060"
+EXAMPLE_BACKENDS = ("127.0.0.1:5081", "127.0.0.1:5082")
+#: what the kcc proxy may send to (the suite's guard, issue 5 item 6)
+ALLOW_DST = "127.0.0.0/8,::1"
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 5.0
+
+needs_sipp = pytest.mark.skipif(
+    shutil.which("sipp") is None or shutil.which("kamailio") is None,
+    reason="SIPp (sip-tester) and kamailio are needed: scripts/setup.sh installs them",
+)
+
+
+# -- ports ------------------------------------------------------------------------------
+
+
+def free_udp_ports(count: int) -> list[int]:
+    """``count`` distinct UDP ports free on 127.0.0.1 right now (all bound at once, then
+    released, so they differ from each other)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def udp_bound(port: int) -> bool:
+    """Whether some socket of this network namespace is bound to UDP ``port``
+    (``/proc/net/udp`` and ``udp6``, local address column ``HEXIP:HEXPORT``)."""
+    suffix = f":{port:04X}"
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 1 and fields[1].endswith(suffix):
+                return True
+    return False
+
+
+def exited(pid: int) -> bool:
+    """Whether our child ``pid`` has exited, without reaping it (``WNOWAIT``)."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(step)
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    """A subprocess we started, with its output in ``log``; stopped by its PID."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    stop_signal: int = signal.SIGTERM
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        """Still running (a process that exited is left unreaped: see ``stop``)."""
+        return self.popen.returncode is None and not exited(self.pid)
+
+    def stop(self) -> int:
+        """Send ``stop_signal``, wait up to ``STOP_TIMEOUT`` for the process to exit,
+        then SIGKILL whatever is left of its process group (its own session, made at
+        spawn: only processes we started are in it) and reap it. Returns the exit
+        status (negative: killed by that signal).
+
+        The group kill matters: Kamailio 5.6 with cfgutils' locks sometimes deadlocks in
+        its SIGTERM shutdown (main and workers all waiting on a futex, measured here
+        about once in ten stops); killing the main process alone would leave its
+        workers behind. The group is killed while the leader is still unreaped, so its
+        PID (the group id) cannot have been reused."""
+        if self.popen.returncode is None:
+            if not exited(self.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    self.popen.send_signal(self.stop_signal)
+                wait_until(lambda: exited(self.pid), STOP_TIMEOUT)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        return self.popen.wait(timeout=STOP_TIMEOUT)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def spawn(name: str, argv: Sequence[str], log: Path, *, cwd: Path, stop_signal: int) -> Service:
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,  # a process group of its own, for ``Service.stop``
+        )
+    return Service(name, popen, log, stop_signal)
+
+
+class Services:
+    """Everything one test started; the fixture stops it all, newest first."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[Service] = []
+
+    def add(self, service: Service) -> Service:
+        self.started.append(service)
+        return service
+
+    def stop_all(self) -> None:
+        for service in reversed(self.started):
+            service.stop()
+        self.started.clear()
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    group = Services(tmp_path)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+# -- SIP probes (one request, one reply, on a socket of our own) ------------------------
+
+
+COMPACT = {
+    "v": "via",
+    "f": "from",
+    "t": "to",
+    "i": "call-id",
+    "m": "contact",
+    "l": "content-length",
+}
+
+
+@dataclass(frozen=True)
+class SipReply:
+    """A reply as received: status line and headers (names lowercased, compact forms
+    expanded), in order."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    raw: bytes
+
+    def all(self, name: str) -> list[str]:
+        key = name.lower()
+        return [value for hname, value in self.headers if hname == key]
+
+    def one(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if len(values) == 1 else None
+
+
+def parse_reply(data: bytes) -> SipReply | None:
+    """The status line and headers of a SIP reply; None if ``data`` is not one."""
+    head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", errors="replace")
+    lines = head.split("\r\n")
+    match = re.fullmatch(r"SIP/2\.0 (\d{3}) (.*)", lines[0])
+    if match is None:
+        return None
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and headers:
+            name, value = headers[-1]
+            headers[-1] = (name, f"{value} {line.strip()}")
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key = name.strip().lower()
+        headers.append((COMPACT.get(key, key), value.strip()))
+    return SipReply(int(match.group(1)), match.group(2), tuple(headers), data)
+
+
+@dataclass
+class SipProbe:
+    """A tiny UAC on its own UDP socket: sends one request, returns the first reply."""
+
+    sock: socket.socket = field(
+        default_factory=lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    )
+
+    def __post_init__(self) -> None:
+        self.sock.bind(("127.0.0.1", 0))
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def request(
+        self,
+        method: str,
+        ruri: str,
+        *,
+        to: str | None = None,
+        call_id: str | None = None,
+        branch: str | None = None,
+        to_tag: str | None = None,
+    ) -> tuple[bytes, str]:
+        """The bytes of a minimal valid request (RFC 3261 §8.1.1) and its Call-ID."""
+        call_id = call_id or f"{secrets.token_hex(8)}@127.0.0.1"
+        branch = branch or f"z9hG4bK{secrets.token_hex(8)}"
+        to_hdr = f"<{to or ruri}>" + (f";tag={to_tag}" if to_tag else "")
+        text = (
+            f"{method} {ruri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport\r\n"
+            f"From: <sip:probe@127.0.0.1:{self.port}>;tag=probe{self.port}\r\n"
+            f"To: {to_hdr}\r\n"
+            f"Call-ID: {call_id}\r\n"
+            f"CSeq: 1 {method}\r\n"
+            f"Contact: <sip:probe@127.0.0.1:{self.port}>\r\n"
+            "Max-Forwards: 70\r\n"
+            "User-Agent: kcc-integration-probe\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        return text.encode("ascii"), call_id
+
+    def send(self, data: bytes, dst_port: int) -> None:
+        self.sock.sendto(data, ("127.0.0.1", dst_port))
+
+    def receive(self, timeout: float) -> SipReply | None:
+        """The next SIP reply on the socket, or None after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                return None
+            reply = parse_reply(data)
+            if reply is not None:
+                return reply
+        return None
+
+    def ask(self, method: str, ruri: str, dst_port: int, timeout: float = 2.0) -> SipReply | None:
+        """Send one request (retransmitted every 0.5 s, RFC 3261 T1) until a reply
+        arrives or ``timeout`` passes."""
+        data, call_id = self.request(method, ruri)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.send(data, dst_port)
+            reply = self.receive(min(0.5, left))
+            if reply is not None and reply.one("call-id") == call_id:
+                return reply
+        return None
+
+
+@pytest.fixture
+def probe() -> Iterator[SipProbe]:
+    sip = SipProbe()
+    try:
+        yield sip
+    finally:
+        sip.close()
+
+
+# -- configs and proxies ----------------------------------------------------------------
+
+
+def rewrite_ports(text: str, listen_port: int, backend_ports: Sequence[int]) -> str:
+    """The example config with its fixed loopback ports replaced: ``listen`` on
+    ``listen_port``, the two backends on ``backend_ports``. Nothing else changes."""
+    assert EXAMPLE_LISTEN in text, "the example config no longer listens on 127.0.0.1:5060"
+    text = text.replace(EXAMPLE_LISTEN, f"127.0.0.1:{listen_port}")
+    for old, port in zip(EXAMPLE_BACKENDS, backend_ports, strict=True):
+        assert old in text, f"the example config no longer names {old}"
+        text = text.replace(old, f"127.0.0.1:{port}")
+    return text
+
+
+@dataclass
+class Proxy:
+    impl: str
+    port: int
+    service: Service
+
+
+def kcc_command(module: Path, port: int, children: int) -> list[str]:
+    """How the generated proxy is started (issue 5 serve contract)."""
+    return [
+        sys.executable,
+        str(module),
+        "--listen",
+        f"udp:127.0.0.1:{port}",
+        "--children",
+        str(children),
+        "--allow-dst",
+        ALLOW_DST,
+    ]
+
+
+def kamailio_command(cfg: Path, rundir: Path, children: int) -> list[str]:
+    """Kamailio in the foreground, logging to stderr, ``children`` UDP workers."""
+    return [
+        "kamailio",
+        "-DD",
+        "-E",
+        "-f",
+        str(cfg),
+        "-Y",
+        str(rundir),
+        "-w",
+        str(rundir),
+        "-m",
+        "64",
+        "-n",
+        str(children),
+    ]
+
+
+def kcc_build(cfg: Path, module: Path) -> None:
+    """``kcc build cfg -o module``; fails the test with kcc's diagnostics if it fails."""
+    kcc = Path(sys.executable).with_name("kcc")
+    result = subprocess.run(
+        [str(kcc), "build", str(cfg), "-o", str(module)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"kcc build {cfg.name} failed ({result.returncode}):\n{result.stderr}")
+
+
+def start_proxy(
+    services: Services,
+    impl: str,
+    example: str,
+    backend_ports: Sequence[int],
+    *,
+    children: int,
+    port: int | None = None,
+) -> Proxy:
+    """Run ``examples/<example>.cfg`` (ports rewritten) in ``impl`` and wait until it
+    answers an OPTIONS; fail the test with the proxy's log if it does not."""
+    if port is None:
+        port = free_udp_ports(1)[0]
+    rundir = services.workdir / f"{impl}-{example}-{port}"
+    rundir.mkdir()
+    cfg = rundir / f"{example}.cfg"
+    source = (EXAMPLES / f"{example}.cfg").read_text(encoding="utf-8")
+    cfg.write_text(rewrite_ports(source, port, backend_ports), encoding="utf-8")
+    if impl == "kamailio":
+        argv = kamailio_command(cfg, rundir, children)
+    elif impl == "kcc":
+        module = rundir / f"{example}.py"
+        kcc_build(cfg, module)
+        argv = kcc_command(module, port, children)
+    else:
+        raise ValueError(impl)
+    service = services.add(
+        spawn(impl, argv, rundir / "proxy.log", cwd=rundir, stop_signal=signal.SIGTERM)
+    )
+    probe = SipProbe()
+    try:
+
+        def answers() -> bool:
+            if not service.alive():
+                return True
+            return probe.ask("OPTIONS", f"sip:ping@127.0.0.1:{port}", port, 0.3) is not None
+
+        ready = wait_until(answers, START_TIMEOUT, step=0.0)
+    finally:
+        probe.close()
+    if not service.alive():
+        code = service.stop()
+        pytest.fail(
+            f"{impl} proxy for {example} exited ({code}) before serving:\n{service.log_tail()}"
+        )
+    if not ready:
+        pytest.fail(f"{impl} proxy for {example} never answered an OPTIONS:\n{service.log_tail()}")
+    return Proxy(impl, port, service)
+
+
+# -- SIPp -------------------------------------------------------------------------------
+
+
+@dataclass
+class Uas:
+    port: int
+    service: Service
+    calls_log: Path
+
+    def invites(self) -> list[str]:
+        """The Call-IDs of the INVITEs this UAS took, one per call (a retransmission is
+        absorbed by SIPp and not logged again). Stop the UAS first: SIPp flushes on exit."""
+        try:
+            lines = self.calls_log.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [line.split(" ", 1)[1] for line in lines if line.startswith("INVITE ")]
+
+
+def sipp_base(scenario: str, local_port: int) -> list[str]:
+    return [
+        "sipp",
+        "-sf",
+        str(SCENARIOS / scenario),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(local_port),
+        "-buff_size",
+        SIPP_BUFF_SIZE,
+        "-nostdin",
+    ]
+
+
+def start_uas(services: Services, port: int) -> Uas:
+    """A SIPp backend (``scenarios/uas.xml``) on 127.0.0.1:``port``."""
+    log = services.workdir / f"uas-{port}.calls"
+    argv = [
+        *sipp_base("uas.xml", port),
+        "-trace_logs",
+        "-log_file",
+        str(log),
+        "-trace_err",
+        "-error_file",
+        str(services.workdir / f"uas-{port}.errors"),
+    ]
+    service = services.add(
+        spawn(
+            f"uas:{port}",
+            argv,
+            services.workdir / f"uas-{port}.out",
+            cwd=services.workdir,
+            stop_signal=signal.SIGUSR1,
+        )
+    )
+    if not wait_until(lambda: udp_bound(port) or not service.alive(), START_TIMEOUT):
+        pytest.fail(f"SIPp UAS on port {port} did not bind:\n{service.log_tail()}")
+    if not service.alive():
+        pytest.fail(f"SIPp UAS on port {port} exited:\n{service.log_tail()}")
+    return Uas(port, service, log)
+
+
+def start_backends(services: Services) -> tuple[Uas, Uas]:
+    first, second = free_udp_ports(2)
+    return start_uas(services, first), start_uas(services, second)
+
+
+@dataclass(frozen=True)
+class UacResult:
+    returncode: int
+    successful: int
+    failed: int
+    #: the UAS port each call reached, in call-number order
+    backends: tuple[int, ...]
+    output: str
+
+
+def read_stat(path: Path) -> dict[str, str]:
+    """The last row of a SIPp ``-trace_stat`` CSV (written at exit) as a dict."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    if len(rows) < 2:
+        return {}
+    return dict(zip(rows[0], rows[-1], strict=False))
+
+
+def run_uac(
+    services: Services,
+    proxy_port: int,
+    *,
+    calls: int,
+    rate: int,
+    socket_per_call: bool = False,
+    timeout: float = 60.0,
+) -> UacResult:
+    """``calls`` calls of ``scenarios/uac.xml`` through the proxy at ``rate`` calls/s;
+    ``socket_per_call`` is SIPp's ``-t un`` (a source port per call, so SO_REUSEPORT
+    spreads the calls over every worker)."""
+    (local_port,) = free_udp_ports(1)
+    tag = f"uac-{local_port}"
+    calls_log = services.workdir / f"{tag}.calls"
+    stat = services.workdir / f"{tag}.csv"
+    errors = services.workdir / f"{tag}.errors"
+    argv = [
+        *sipp_base("uac.xml", local_port),
+        "-m",
+        str(calls),
+        "-r",
+        str(rate),
+        "-timeout",
+        f"{int(timeout)}s",
+        # no retransmissions: a stateless proxy forwards a retransmitted INVITE as a new
+        # request (to the other backend), which would make the counts depend on timing;
+        # a message that is really lost fails its call after 10 s instead
+        "-nr",
+        "-recv_timeout",
+        "10000",
+        "-trace_logs",
+        "-log_file",
+        str(calls_log),
+        "-trace_stat",
+        "-stf",
+        str(stat),
+        "-trace_err",
+        "-error_file",
+        str(errors),
+    ]
+    if socket_per_call:
+        argv += ["-t", "un", "-max_socket", "4096"]
+    argv.append(f"127.0.0.1:{proxy_port}")
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            cwd=services.workdir,
+            timeout=timeout + 30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"SIPp UAC did not finish {calls} calls in {timeout + 30:.0f} s")
+    stats = read_stat(stat) if stat.exists() else {}
+    error_text = errors.read_text(encoding="utf-8", errors="replace") if errors.exists() else ""
+    per_call: dict[int, int] = {}
+    if calls_log.exists():
+        for line in calls_log.read_text(encoding="utf-8").splitlines():
+            number, _, port = line.partition(" ")
+            if number.isdigit() and port.isdigit():
+                per_call[int(number)] = int(port)
+    return UacResult(
+        returncode=done.returncode,
+        successful=int(stats.get("SuccessfulCall(C)", "-1")),
+        failed=int(stats.get("FailedCall(C)", "-1")),
+        backends=tuple(per_call[n] for n in sorted(per_call)),
+        output=(done.stdout + done.stderr).decode("utf-8", errors="replace")[-3000:]
+        + f"\nSIPp errors:\n{error_text[-3000:]}",
+    )
+
+
+def stop_uas(*backends: Uas) -> None:
+    """Stop the UASes (flushing their call logs) and check they exited cleanly."""
+    for uas in backends:
+        code = uas.service.stop()
+        assert code in (0, 1, 99), f"SIPp UAS {uas.port} exited {code}:\n{uas.service.log_tail()}"
+
+
+def sipvicious_svmap() -> Path:
+    return Path(sys.executable).with_name("sipvicious_svmap")
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    """The environment with HOME moved into the test's directory (svmap keeps its
+    session state under ~/.sipvicious)."""
+    env = dict(os.environ)
+    env["HOME"] = str(home)
+    return env
