@@ -472,7 +472,15 @@ class Proxy:
         self._local = local
         try:
             msg = parse_message(data)
-            msg.validate()
+            if isinstance(msg, Response):
+                # a reply is relayed on its Vias (Kamailio's core), and its CSeq and
+                # Call-ID identify it: those must parse, the rest passes untouched
+                if not msg.vias:
+                    raise SipParseError(400, "Missing Via header", can_reply=False)
+                if msg.cseq is None or msg.call_id is None:
+                    raise SipParseError(400, "Missing CSeq or Call-ID", can_reply=False)
+            else:
+                msg.validate()
         except SipParseError as exc:
             self._bad_message(data, exc, received, local)
             return

@@ -14,6 +14,7 @@ spliced without re-serializing anything else. The patterns come from ``abnf.py``
 
 from __future__ import annotations
 
+import re
 from typing import Final, NamedTuple
 
 from kcc_runtime.sip import abnf
@@ -45,6 +46,7 @@ COMPACT: Final[dict[bytes, bytes]] = {
 }
 
 _LWS: Final = b" \t\r\n"
+_HAS_LWS: Final = re.compile(rb"[ \t\r\n]")
 MAX_UINT32: Final = 2**32 - 1
 
 
@@ -264,7 +266,7 @@ def parse_name_addr(buf: bytes, start: int, end: int, what: str) -> NameAddr:
         pos = stop
         if b"?" in uri_raw or b"," in uri_raw:
             raise bad
-    if not uri_raw or b":" not in uri_raw or any(c in _LWS for c in uri_raw):
+    if not uri_raw or b":" not in uri_raw or _HAS_LWS.search(uri_raw) is not None:
         raise bad
     params: list[tuple[str, str | None]] = []
     pm = abnf.GENERIC_PARAM.match(buf, pos, end)

@@ -152,8 +152,9 @@ class Message:
 
     def _complete(self) -> list[bytes]:
         """Index every header line; return the canonical names."""
-        while self._scan_one():
-            pass
+        if self._scan < self.hdr_end:
+            while self._scan_one():
+                pass
         return self._names
 
     @property
@@ -226,6 +227,8 @@ class Message:
                     except SipParseError as exc:
                         raise self._fail(n, exc.reason) from None
             self._cache["vias"] = cached = out
+            if out:
+                self._cache.setdefault("via", out[0])
         return cached  # type: ignore[return-value]
 
     @property
@@ -233,6 +236,9 @@ class Message:
         """The top Via, or None when there is none."""
         cached = self._cache.get("via")
         if cached is None:
+            every = self._cache.get("vias")
+            if every is not None:  # already parsed with the others
+                return every[0] if every else None  # type: ignore[index]
             i = self._find(b"via")
             if i < 0:
                 return None

@@ -15,7 +15,9 @@ unless the routing logic replaced it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from kcc_runtime.sip import abnf
@@ -107,7 +109,20 @@ def _params(parts: list[bytes], raw: bytes) -> Params:
 
 
 def parse_uri(raw: bytes) -> Uri:
-    """Parse one URI; raise ``SipParseError(400)`` when it breaks its grammar."""
+    """Parse one URI; raise ``SipParseError(400)`` when it breaks its grammar.
+
+    Results are immutable and depend on the bytes alone, so the last
+    ``_URI_CACHE_SIZE`` distinct URIs are remembered: a proxy sees the same From, To,
+    Contact and Request-URI values over and over (bounded, so unique URIs from a
+    flood only cycle the cache)."""
+    return _parse_uri_cached(raw)
+
+
+_URI_CACHE_SIZE: Final = 4096
+
+
+@functools.lru_cache(maxsize=_URI_CACHE_SIZE)
+def _parse_uri_cached(raw: bytes) -> Uri:
     colon = raw.find(b":")
     if colon <= 0:
         raise _bad(raw, "no scheme")
