@@ -28,6 +28,7 @@ one (RFC 2543 style, RFC 4475 §3.4.1) gets one on output, since stream transpor
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from kcc_runtime.sip import abnf
@@ -51,6 +52,10 @@ REPLY_HEADERS: Final = (b"via", b"from", b"to", b"call-id", b"cseq")
 
 _LWS: Final = b" \t\r\n"
 _MAX_LEN: Final = 2**31 - 1
+
+
+#: any whitespace or line break (a Request-URI may hold none)
+_WHITESPACE: Final = re.compile(rb"[ \t\r\n]")
 
 
 def canonical_name(name: str | bytes) -> bytes:
@@ -632,7 +637,7 @@ class Request(Message):
     def set_uri(self, uri: str | bytes) -> None:
         """Replace the Request-URI (Kamailio's ``$ru`` assignment, ``rewriteuri``)."""
         raw = uri.encode("utf-8") if isinstance(uri, str) else uri
-        if not raw or any(c in b" \t\r\n" for c in raw):
+        if not raw or _WHITESPACE.search(raw) is not None:
             raise ValueError("a Request-URI may not be empty or contain whitespace")
         self._edits = [e for e in self._edits if e[0] != self.uri_start]
         self._splice(self.uri_start, self.uri_end, raw)
