@@ -101,7 +101,7 @@ ROUTER: Final = Router(
     routes={"RELAY": route_RELAY, "WITHINDLG": route_WITHINDLG},
 )
 
-__kcc_routes__: Final = {
+__kcc_routes__: Final[dict[str, str]] = {
     "request_route": "request_route",
     "route_RELAY": "route[RELAY]",
     "route_WITHINDLG": "route[WITHINDLG]",

@@ -387,7 +387,7 @@ ROUTER: Final = Router(
     routes={"RELAY": route_RELAY, "CHECK": route_CHECK, "QUOTED": route_QUOTED, "7": route_7},
 )
 
-__kcc_routes__: Final = {
+__kcc_routes__: Final[dict[str, str]] = {
     "request_route": "request_route",
     "route_RELAY": "route[RELAY]",
     "route_CHECK": "route[CHECK]",

@@ -51,7 +51,7 @@ ROUTER: Final = Router(
     routes={},
 )
 
-__kcc_routes__: Final = {"request_route": "request_route"}
+__kcc_routes__: Final[dict[str, str]] = {"request_route": "request_route"}
 
 if __name__ == "__main__":
     raise SystemExit(serve.main(ROUTER))

@@ -473,3 +473,13 @@ def test_module_code_reuses_function_text(cfg: Path) -> None:
     module = CodeGenerator(ctx.sema, source=str(cfg), digest="0").generate(on_function=keep)
     assert codes
     assert module_code(module, codes) == module.code
+
+
+def test_config_without_route_blocks_is_typed(tmp_path: Path) -> None:
+    """An include-style cfg (globals only, like Kamailio's IMS samples) builds, and its
+    empty tables keep their types (mypy --strict cannot infer ``{}``)."""
+    source = build(tmp_path, "alias=ims.localhost\n")
+    assert "__kcc_routes__: Final[dict[str, str]] = {}" in source
+    assert "request=None," in source
+    module = load(tmp_path, source)
+    assert module.__kcc_routes__ == {}

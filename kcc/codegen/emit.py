@@ -1001,7 +1001,25 @@ class CodeGenerator:
             self._simple(
                 cst.AnnAssign(
                     target=_name("__kcc_routes__"),
-                    annotation=cst.Annotation(_name("Final")),
+                    # typed: a cfg without route blocks gives an empty dict
+                    annotation=cst.Annotation(
+                        cst.Subscript(
+                            value=_name("Final"),
+                            slice=[
+                                cst.SubscriptElement(
+                                    cst.Index(
+                                        cst.Subscript(
+                                            value=_name("dict"),
+                                            slice=[
+                                                cst.SubscriptElement(cst.Index(_name("str"))),
+                                                cst.SubscriptElement(cst.Index(_name("str"))),
+                                            ],
+                                        )
+                                    )
+                                )
+                            ],
+                        )
+                    ),
                     value=_dict(items),
                 )
             )
