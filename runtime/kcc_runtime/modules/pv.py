@@ -7,6 +7,10 @@ constant-argument rules from Kamailio's export table, defaults from the module R
 
 from __future__ import annotations
 
+import logging
+from typing import Final
+
+from kcc_runtime.context import Context
 from kcc_runtime.exports import (
     ANY,
     PV,
@@ -19,21 +23,86 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.pv import Accessor, PvError
+
+__all__ = ["EXPORTS", "is_int", "not_empty", "pv_isset", "pv_unset", "typeof"]
+
+log = logging.getLogger("kcc_runtime.pv_module")
+
+#: PVs whose setter rejects ``$null`` in Kamailio 5.6 (``pv_set_ruri``: "bad
+#: parameters"), so ``pv_unset`` on them fails with -1 and changes nothing
+_NO_UNSET: Final = frozenset({"ru", "ruri", "rd", "ruri.domain"})
+
+
+def pv_isset(ctx: Context, var: Accessor) -> int:
+    """``pv_isset("$pv")``: 1 when the PV has a value, -1 when it is ``$null``
+    (Kamailio tests ``PV_VAL_NULL``). A ``$var`` is always set (it reads 0 before
+    its first assignment and after ``pv_unset``); an unset ``$avp`` or a missing
+    ``$hdr`` is not. Measured on Kamailio 5.6.3."""
+    return -1 if var.get(ctx) is None else 1
+
+
+def pv_unset(ctx: Context, var: Accessor) -> int:
+    """``pv_unset("$pv")``: assign ``$null`` (Kamailio's ``pv_set_spec_value`` with
+    no value): 1, or -1 when the PV refuses it. ``$var(x)`` becomes 0 and stays set,
+    ``$avp(a)`` loses its newest value, ``$ru`` refuses (-1, "faile to unset
+    variable"). Measured on Kamailio 5.6.3."""
+    if var.name in _NO_UNSET:
+        log.error("failed to unset variable $%s", var.name)
+        return -1
+    try:
+        var.set(ctx, None)
+    except PvError as exc:
+        log.error("failed to unset variable: %s", exc)
+        return -1
+    return 1
+
+
+def is_int(ctx: Context, var: Accessor) -> int:
+    """``is_int("$pv")``: 1 when the PV holds an integer, -1 otherwise; a string of
+    digits is not one (``$var(x)="5"`` and ``$rU`` of ``123`` are -1)."""
+    return 1 if isinstance(var.get(ctx), int) else -1
+
+
+def typeof(ctx: Context, var: Accessor, vtype: str) -> int:
+    """``typeof("$pv", "int|str|null")``: 1 when the value has that type, -1
+    otherwise. As Kamailio, only the first letter of the type counts,
+    case-insensitively (``"STR"`` is ``str``); any other letter is -1. An int is
+    not a ``str`` and ``"5"`` is not an ``int``; an unassigned ``$var`` is an int."""
+    value = var.get(ctx)
+    kind = vtype[:1].lower()
+    if kind == "i":
+        matches = isinstance(value, int)
+    elif kind == "s":
+        matches = isinstance(value, str)
+    elif kind == "n":
+        matches = value is None
+    else:
+        matches = False
+    return 1 if matches else -1
+
+
+def not_empty(ctx: Context, var: Accessor) -> int:
+    """``not_empty("$pv")``: 1 when the PV holds a non-empty string, -1 for ``""``,
+    ``$null`` and any integer (``$var(x)=5`` is -1). Measured on Kamailio 5.6.3."""
+    value = var.get(ctx)
+    return 1 if isinstance(value, str) and value != "" else -1
+
 
 EXPORTS = ModuleExports(
     name="pv",
     cmds=(
         # pseudo-variable state
-        Cmd("pv_isset", (PV,), Route.ANY, fixup="fixup_pvar_null"),
-        Cmd("pv_unset", (PV_WRITE,), Route.ANY, fixup="fixup_pvar_null"),
+        Cmd("pv_isset", (PV,), Route.ANY, fixup="fixup_pvar_null", impl=pv_isset),
+        Cmd("pv_unset", (PV_WRITE,), Route.ANY, fixup="fixup_pvar_null", impl=pv_unset),
         Cmd("pv_xavp_print", (), Route.ANY),
         Cmd("pv_xavu_print", (), Route.ANY),
         Cmd("pv_xavi_print", (), Route.ANY),
         Cmd("pv_var_to_xavp", (STR, STR), Route.ANY, fixup="fixup_spve_spve"),
         Cmd("pv_xavp_to_var", (STR,), Route.ANY, fixup="fixup_spve_null"),
-        Cmd("is_int", (PV,), Route.ANY, fixup="fixup_pvar_null"),
-        Cmd("typeof", (PV, STR_CONST), Route.ANY, fixup="fixup_pvar_none"),
-        Cmd("not_empty", (PV,), Route.ANY, fixup="fixup_pvar_null"),
+        Cmd("is_int", (PV,), Route.ANY, fixup="fixup_pvar_null", impl=is_int),
+        Cmd("typeof", (PV, STR_CONST), Route.ANY, fixup="fixup_pvar_none", impl=typeof),
+        Cmd("not_empty", (PV,), Route.ANY, fixup="fixup_pvar_null", impl=not_empty),
         Cmd("pv_evalx", (PV_WRITE, STR), Route.ANY, const_args=True, fixup="pv_evalx_fixup"),
         # xavp helpers
         Cmd("xavp_copy", (ANY, ANY, ANY), Route.ANY, fixup="pv_xavp_copy_fixup"),

@@ -35,6 +35,9 @@ __all__ = [
     "SubstExpr",
     "append_hf",
     "append_to_reply",
+    "cmp_istr",
+    "cmp_str",
+    "ends_with",
     "has_body",
     "insert_hf",
     "is_method",
@@ -49,6 +52,9 @@ __all__ = [
     "search",
     "search_append",
     "search_body",
+    "starts_with",
+    "str_find",
+    "str_ifind",
     "subst",
     "subst_body",
     "subst_uri",
@@ -73,6 +79,60 @@ def _method_set(methods: str) -> frozenset[str]:
         if len(_METHOD_SETS) < 4096:
             _METHOD_SETS[methods] = found
     return found
+
+
+def starts_with(ctx: Context, text: str, prefix: str) -> int:
+    """``starts_with(s1, s2)``: 1 when ``s1`` begins with ``s2`` (case-sensitive,
+    ``""`` is a prefix of anything), else -1. Measured on Kamailio 5.6.3."""
+    return 1 if text.startswith(prefix) else -1
+
+
+def ends_with(ctx: Context, text: str, suffix: str) -> int:
+    """``ends_with(s1, s2)``: 1 when ``s1`` ends with ``s2``, else -1
+    (``ends_with("bc", "abc")`` is -1)."""
+    return 1 if text.endswith(suffix) else -1
+
+
+def _find(text: str, needle: str) -> int:
+    """Kamailio's ``str_search`` result as a return code: the 1-based position of
+    the first occurrence, -1 when absent. An empty needle gives ``len(text) + 1``
+    (measured: ``str_find("abc", "")`` is 4)."""
+    if not needle:
+        return len(text) + 1
+    at = text.find(needle)
+    return -1 if at < 0 else at + 1
+
+
+def str_find(ctx: Context, text: str, needle: str) -> int:
+    """``str_find(s1, s2)``: where ``s2`` first occurs in ``s1`` (1-based), -1 when
+    it does not (``str_find("abcabc", "ca")`` is 3)."""
+    return _find(text, needle)
+
+
+def str_ifind(ctx: Context, text: str, needle: str) -> int:
+    """``str_ifind(s1, s2)``: :func:`str_find` ignoring ASCII case
+    (``str_ifind("abcabc", "CA")`` is 3)."""
+    return _find(text.lower(), needle.lower())
+
+
+def _compare(left: str, right: str) -> int:
+    """Kamailio's ``cmp_str`` result as a return code: 1 equal, -1 when ``left``
+    sorts after ``right``, -2 when before (a prefix sorts first): measured
+    ``cmp_str("abc", "abd")`` -2, ``("abd", "abc")`` -1, ``("ab", "abc")`` -2."""
+    a, b = left.encode("utf-8", "surrogateescape"), right.encode("utf-8", "surrogateescape")
+    if a == b:
+        return 1
+    return -1 if a > b else -2
+
+
+def cmp_str(ctx: Context, left: str, right: str) -> int:
+    """``cmp_str(s1, s2)``: byte comparison, 1 when equal (see :func:`_compare`)."""
+    return _compare(left, right)
+
+
+def cmp_istr(ctx: Context, left: str, right: str) -> int:
+    """``cmp_istr(s1, s2)``: as :func:`cmp_str` ignoring ASCII case."""
+    return _compare(left.lower(), right.lower())
 
 
 def is_method(ctx: Context, methods: str) -> int:
@@ -825,12 +885,12 @@ EXPORTS = ModuleExports(
         Cmd("in_list_prefix", (STR, STR, STR_CONST), Route.ANY, fixup="fixup_in_list_prefix"),
         Cmd("is_audio_on_hold", (), Route.ANY),
         # strings
-        Cmd("cmp_str", (STR, STR), Route.ANY, fixup="fixup_spve_spve"),
-        Cmd("cmp_istr", (STR, STR), Route.ANY, fixup="fixup_spve_spve"),
-        Cmd("starts_with", (STR, STR), Route.ANY, fixup="fixup_spve_spve"),
-        Cmd("ends_with", (STR, STR), Route.ANY, fixup="fixup_spve_spve"),
-        Cmd("str_find", (STR, STR), Route.ANY, fixup="fixup_spve_spve"),
-        Cmd("str_ifind", (STR, STR), Route.ANY, fixup="fixup_spve_spve"),
+        Cmd("cmp_str", (STR, STR), Route.ANY, fixup="fixup_spve_spve", impl=cmp_str),
+        Cmd("cmp_istr", (STR, STR), Route.ANY, fixup="fixup_spve_spve", impl=cmp_istr),
+        Cmd("starts_with", (STR, STR), Route.ANY, fixup="fixup_spve_spve", impl=starts_with),
+        Cmd("ends_with", (STR, STR), Route.ANY, fixup="fixup_spve_spve", impl=ends_with),
+        Cmd("str_find", (STR, STR), Route.ANY, fixup="fixup_spve_spve", impl=str_find),
+        Cmd("str_ifind", (STR, STR), Route.ANY, fixup="fixup_spve_spve", impl=str_ifind),
         Cmd(
             "regex_substring",
             (STR, STR, INT, INT, PV_WRITE),
