@@ -36,6 +36,7 @@ from kcc_runtime.values import Value
 if TYPE_CHECKING:
     from kcc_runtime.router import Config
     from kcc_runtime.sip import Message, Request, Response
+    from kcc_runtime.tm import Cell
 
 __all__ = [
     "Branch",
@@ -309,6 +310,16 @@ class Context:
         self.on_failure: FailureRouteFn | None = None
         self.on_branch: BranchRouteFn | None = None
         self.on_reply: ReplyRouteFn | None = None
+        #: tm: the transaction this message belongs to (set by ``t_newtran`` /
+        #: ``t_relay``, and in the failure, branch and reply routes it runs)
+        self.tm_cell: Cell | None = None
+        #: ``$T_reply_code``: the reply being handled (reply route) or the winning
+        #: one (failure route); ``$T_branch_idx``: that reply's branch
+        self.t_reply_code: int | None = None
+        self.t_branch_idx: int | None = None
+        #: ``t_set_fr`` before the transaction exists: (fr_inv_timer, fr_timer) in
+        #: seconds, None for the module default
+        self.tm_fr: tuple[float | None, float | None] | None = None
         self._depth = 0
 
     # -- return codes ---------------------------------------------------------------

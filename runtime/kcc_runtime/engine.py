@@ -59,8 +59,18 @@ Replies received
 
 Every send passes the outbound guard (``allow_dst``): a destination outside the
 allowed networks is refused, logged once per destination at warning level and counted
-in ``stats["refused_dst"]``; the function returns -1 as a failed send does. The tm
-functions (issue 6) return -1 with an error log. :meth:`Proxy.receive` never raises.
+in ``stats["refused_dst"]``; the function returns -1 as a failed send does.
+
+Stateful forwarding (tm)
+    delegated to :class:`kcc_runtime.tm.Tm` (its docstring has the measured facts):
+    the tm functions of the :class:`~kcc_runtime.context.Engine` protocol, replies
+    matching a client branch (after the core ``reply_route``; the others are relayed
+    statelessly as above), the transaction timers in :meth:`Proxy.on_timer` (the
+    transport should call it by :meth:`Proxy.next_timer`), and tm's error reply at
+    the end of a request_route whose ``t_relay`` failed. With ``reply_socket`` every
+    client transaction is sent from that socket and our Via names it.
+
+:meth:`Proxy.receive` never raises.
 """
 
 from __future__ import annotations
@@ -89,6 +99,7 @@ from kcc_runtime.kw import Myself
 from kcc_runtime.shared import SharedStore
 from kcc_runtime.sip import Message, Request, Response, SipParseError, SipUri, Via, parse_message
 from kcc_runtime.sip.uri import parse_uri
+from kcc_runtime.tm import Tm
 
 if TYPE_CHECKING:
     from kcc_runtime.router import Router
@@ -116,7 +127,6 @@ SL_ACK_WINDOW: Final = 2.0
 _TABLE_ENTRIES: Final = 1 << 16
 _DEFAULT_PORTS: Final = {"udp": 5060, "tcp": 5060, "tls": 5061, "sctp": 5060, "ws": 80, "wss": 443}
 _HEX: Final = "0123456789abcdef"
-_NO_TM: Final = "stateful relay is not available yet (tm: issue 6): %s() fails"
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,8 +374,12 @@ class Proxy:
         shared: SharedStore | None = None,
         clock: Callable[[], float] = time.time,
         resolver: Resolver = default_resolver,
+        reply_socket: Socket | None = None,
     ) -> None:
         self.router = router
+        #: the per-worker socket every client transaction is sent from (and named in
+        #: our Via), so that its responses come back to this worker (serve.py)
+        self.reply_socket = reply_socket
         self.sockets: tuple[Socket, ...] = tuple(sockets)
         self.allow_dst: tuple[IPv4Network | IPv6Network, ...] | None = (
             None if allow_dst is None else tuple(allow_dst)
@@ -410,6 +424,7 @@ class Proxy:
         #: the socket the message being processed came in on
         self._local: Socket | None = None
         self.process: Process = router.process(self, shared=shared)
+        self.tm = Tm(self, {n: v for m, n, v in config.modparams if m == "tm"})
 
     # -- the transport's side ---------------------------------------------------------
 
@@ -428,10 +443,17 @@ class Proxy:
         return out
 
     def on_timer(self, now: float) -> list[Outgoing]:
-        """Periodic housekeeping: htable's expiry sweep, running
+        """Periodic housekeeping: the transaction timers due at ``now``
+        (retransmissions, fr_timer/fr_inv_timer timeouts and the failure routes they
+        run, wait timers), then htable's expiry sweep, running
         ``event_route[htable:expired:<table>]`` for every expired item."""
         out: list[Outgoing] = []
         self._out = out
+        try:
+            self.tm.on_timer(now)
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("error in the transaction timer")
         try:
             expired = self.process.htables.purge(int(now))
             for record in expired:
@@ -443,6 +465,11 @@ class Proxy:
             log.exception("error in the timer")
         self._out = []
         return out
+
+    def next_timer(self) -> float | None:
+        """When :meth:`on_timer` must next run for the transactions (None: no
+        transaction timer is armed)."""
+        return self.tm.next_timer()
 
     def start(self) -> list[Outgoing]:
         """Once per worker before serving: ``event_route[htable:mod-init]``."""
@@ -497,6 +524,7 @@ class Proxy:
             return
         ctx = RequestContext(self.process, msg, received)
         self.router.run(route, ctx)
+        self.tm.after_script(ctx)
 
     def _bad_message(
         self, data: bytes, exc: SipParseError, received: Received, local: Socket
@@ -553,51 +581,93 @@ class Proxy:
             port = _DEFAULT_PORTS.get((proto or "udp").lower(), 5060)
         return self.myself.check(host.strip("[]") if host.startswith("[") else host, port)
 
-    # -- the Engine protocol: tm (issue 6) -------------------------------------------
+    # -- the Engine protocol: tm (kcc_runtime.tm) -----------------------------------
 
     def has_transaction(self, ctx: Context) -> bool:
-        return False
+        return self.tm.cell_of(ctx) is not None
 
     def t_relay(self, ctx: Context, proto: str | None, host: str | None, port: int | None) -> int:
-        log.error(_NO_TM, "t_relay")
-        return -1
+        return self.tm.relay(ctx, proto, host, port)
 
     def t_newtran(self, ctx: Context) -> int:
-        log.error(_NO_TM, "t_newtran")
-        return -1
+        return self.tm.t_newtran(ctx)
 
     def t_check_trans(self, ctx: Context) -> int:
-        log.error(_NO_TM, "t_check_trans")
-        return -1
+        return self.tm.check_trans(ctx)
 
     def t_reply(self, ctx: Context, code: int, reason: str) -> int:
-        log.error(_NO_TM, "t_reply")
-        return -1
+        return self.tm.reply(ctx, code, reason)
 
     def t_is_canceled(self, ctx: Context) -> int:
-        log.error(_NO_TM, "t_is_canceled")
-        return -1
+        cell = self.tm.cell_of(ctx)
+        return 1 if cell is not None and cell.canceled else -1
 
     def t_branch_timeout(self, ctx: Context) -> int:
-        log.error(_NO_TM, "t_branch_timeout")
-        return -1
+        return self.tm.branch_timeout(ctx)
 
     def t_any_timeout(self, ctx: Context) -> int:
-        log.error(_NO_TM, "t_any_timeout")
-        return -1
+        return self.tm.any_timeout(ctx)
 
     def t_status(self, ctx: Context) -> int | None:
-        return None
+        return self.tm.status(ctx)
 
     def t_set_fr(self, ctx: Context, invite_ms: int, noninvite_ms: int) -> int:
-        log.error(_NO_TM, "t_set_fr")
-        return -1
+        return self.tm.set_fr(ctx, invite_ms, noninvite_ms)
 
     def xhttp_reply(self, ctx: Context, code: int, reason: str, ctype: str, body: str) -> int:
         log.error("xhttp_reply: no HTTP request to answer")
         return -1
 
     # -- sending ---------------------------------------------------------------------
+
+    # -- what kcc_runtime.tm uses ------------------------------------------------------
+
+    def local_of(self, ctx: Context) -> Socket:
+        return self._local_of(ctx)
+
+    def emit(self, data: bytes, proto: str, dst: tuple[str, int], src: Socket) -> bool:
+        return self._emit(data, proto, dst, src)
+
+    def next_hop(
+        self, ctx: Context, msg: Request, proto: str | None, host: str | None, port: int | None
+    ) -> tuple[str, str, int] | None:
+        return self._next_hop(ctx, msg, proto, host, port)
+
+    def resolve(self, host: str) -> str | None:
+        return self._resolve(host)
+
+    def client_socket(self, ctx: Context, proto: str, ip: str) -> Socket | None:
+        """The socket a client transaction is sent from: the worker's reply socket
+        when it has one of that protocol and family (and the script did not force
+        one), else Kamailio's ``get_send_socket``."""
+        rs = self.reply_socket
+        if (
+            rs is not None
+            and ctx.send_socket is None
+            and rs.proto == proto
+            and (":" in rs.ip) == (":" in ip)
+        ):
+            return rs
+        return self._pick_socket(ctx, proto, ip)
+
+    def dst_allowed(self, dst: tuple[str, int]) -> bool:
+        """The outbound guard alone (see :meth:`_emit`), for a send not made yet."""
+        return self._guard(dst)
+
+    def build_reply(
+        self, ctx: Context, msg: Request, code: int, reason: str, *, tm_tag: str | None = None
+    ) -> bytes:
+        return self._build_reply(ctx, msg, code, reason, tm_tag=tm_tag)
+
+    def build_request(
+        self, ctx: Context, msg: Request, sock: Socket, proto: str, branch: str
+    ) -> bytes:
+        return self._build_request(ctx, msg, sock, proto, branch)
+
+    @staticmethod
+    def strip_top_via(msg: Response) -> bytes:
+        """A reply as tm relays it: our (top) Via removed, nothing else changed."""
+        return _serialize_with(msg, _top_via_removal(msg))
 
     def _local_of(self, ctx: Context) -> Socket:
         """The local socket ``ctx.msg`` came in on."""
@@ -612,6 +682,13 @@ class Proxy:
 
     def _emit(self, data: bytes, proto: str, dst: tuple[str, int], src: Socket) -> bool:
         """Queue a send after the outbound guard; False when refused."""
+        if not self._guard(dst):
+            return False
+        self._out.append(Outgoing(data, proto, dst, src))
+        return True
+
+    def _guard(self, dst: tuple[str, int]) -> bool:
+        """The outbound guard: False (logged once, counted) outside ``allow_dst``."""
         if self.allow_dst is not None:
             allowed = self._allowed.get(dst[0])
             if allowed is None:
@@ -629,7 +706,6 @@ class Proxy:
                         dst[1],
                     )
                 return False
-        self._out.append(Outgoing(data, proto, dst, src))
         return True
 
     def _allowed_ip(self, ip: str) -> bool:
@@ -702,7 +778,10 @@ class Proxy:
         self.stats["replied"] += 1
         return 1
 
-    def _build_reply(self, ctx: Context, msg: Request, code: int, reason: str) -> bytes:
+    def _build_reply(
+        self, ctx: Context, msg: Request, code: int, reason: str, *, tm_tag: str | None = None
+    ) -> bytes:
+        """A local reply (sl's, or tm's with ``tm_tag``: its To-tag prefix and ``-``)."""
         buf = msg.buf
         eol = b"\r\n"
         out = [b"SIP/2.0 %d " % code, reason.encode("utf-8", "surrogateescape"), eol]
@@ -724,7 +803,11 @@ class Proxy:
                 to = msg.to
                 line = buf[ls:line_end]
                 if code >= 180 and to is not None and not to.tag:
-                    line += b";tag=" + sl_to_tag(self._sl_prefix, msg).encode()
+                    if tm_tag is None:
+                        tag = sl_to_tag(self._sl_prefix, msg)
+                    else:
+                        tag = tm_tag + "-" + sl_to_tag("", msg)[1:]
+                    line += b";tag=" + tag.encode()
                 out += [line, eol]
             elif name in (b"from", b"call-id", b"cseq") or (
                 name == b"record-route" and 180 <= code < 300
@@ -847,11 +930,15 @@ class Proxy:
         self.stats["forwarded"] += 1
         return 1
 
-    def _build_request(self, ctx: Context, msg: Request, sock: Socket, proto: str) -> bytes:
-        """The request to send: our Via on top, received/rport on the previous top
-        Via, every other byte as received (the R-URI as the script left it)."""
+    def _build_request(
+        self, ctx: Context, msg: Request, sock: Socket, proto: str, branch: str | None = None
+    ) -> bytes:
+        """The request to send: our Via on top (``branch``, default the stateless
+        one), received/rport on the previous top Via, every other byte as received
+        (the R-URI as the script left it)."""
         via = msg.via
-        branch = forward_branch(msg)
+        if branch is None:
+            branch = forward_branch(msg)
         if ctx.advertised_address is not None:
             addr = ctx.advertised_address
             vport = ctx.advertised_port or (sock.advertise[1] if sock.advertise else sock.port)
@@ -906,6 +993,8 @@ class Proxy:
             if outcome.dropped:
                 self.stats["dropped_replies"] += 1
                 return
+        if self.tm.on_response(msg, received, local):
+            return
         self._relay_reply(msg, received, local, None)
 
     def _relay_reply(

@@ -575,21 +575,24 @@ def test_myself_includes_the_proxy_sockets_and_cfg_aliases() -> None:
     assert not p.is_myself("proxy.example.net", None, None)
 
 
-def test_tm_functions_fail_with_one_clear_error(caplog: pytest.LogCaptureFixture) -> None:
+def test_tm_functions_reach_the_transaction_layer() -> None:
+    """The tm entry points are wired (behaviour in tests/runtime/test_tm.py)."""
     codes: list[int] = []
 
     def route(ctx: RequestContext) -> int:
         engine = ctx.proc.engine
         codes.append(engine.t_relay(ctx, None, None, None))
-        codes.append(engine.t_newtran(ctx))
+        codes.append(engine.t_newtran(ctx))  # the transaction exists already
         codes.append(1 if engine.has_transaction(ctx) else 0)
         return 1
 
     p = proxy(Router(config=Config(), request=route))
-    with caplog.at_level(logging.ERROR, logger="kcc_runtime.core"):
-        assert p.receive(INVITE, CLIENT, p.sockets[0]) == []
-    assert codes == [-1, -1, 0]
-    assert "stateful relay is not available yet (tm: issue 6): t_relay() fails" in caplog.text
+    out = p.receive(INVITE, CLIENT, p.sockets[0])
+    assert [o.data.split(b"\r\n", 1)[0] for o in out] == [
+        b"SIP/2.0 100 trying -- your call is important to us",
+        b"INVITE sip:bob@127.0.0.1:5960 SIP/2.0",
+    ]
+    assert codes == [1, -1, 1]
 
 
 def test_send_error_reply_is_500() -> None:

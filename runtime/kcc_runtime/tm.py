@@ -1,0 +1,718 @@
+"""Stateful forwarding: Kamailio tm's transaction user on top of the sans-IO
+:class:`~kcc_runtime.transaction.TransactionLayer`.
+
+The engine (:class:`kcc_runtime.engine.Proxy`) delegates every tm function to one
+:class:`Tm`. A :class:`Cell` is Kamailio's ``struct cell``: the server transaction of
+the request, its client branches (:class:`TmBranch`), the AVP list (the very dict of
+the request's context: AVPs set after the transaction exists land in it, as Kamailio
+switches the AVP list to the transaction's), the flags, R-URI, ``$du`` and message
+edits saved at ``t_relay`` time, and the armed ``failure_route`` / ``branch_route`` /
+``onreply_route``. Every fact below was measured on Kamailio 5.6.3 on loopback
+(``examples/stateful_rr.cfg`` with a Python UDP caller and backends) or read from
+tm's README and code:
+
+- ``t_relay`` of an INVITE sends ``100 trying -- your call is important to us``
+  first (``auto_inv_100``), built as sl builds a reply (top Via with ``rport`` filled
+  and ``received`` appended, the ``Server`` header, no To-tag), then the branch: our
+  Via with the same branch value a stateless ``forward`` would use for branch 0
+  (``z9hG4bK<hash>.<md5>.<branch index>``, tm's ``branch_builder`` with the
+  transaction's MD5), Record-Route and every other edit as the script left them.
+- Replies are matched to their branch by the layer; ``onreply_route[X]`` runs with
+  the transaction's AVPs and flags (``drop`` stops a provisional reply); 1xx but 100
+  and every 2xx are relayed at once (our Via removed, nothing else changed); a
+  3xx-6xx is kept until every branch is final, then ``failure_route`` runs on the
+  request (``$T_reply_code`` / ``t_check_status`` see the winner picked as
+  ``t_pick_branch`` does: a 6xx wins, else the lowest class, first branch first).
+  A new branch added there (``t_relay`` after rewriting the R-URI) continues the
+  transaction; with ``failure_reply_mode`` 3 the replies of the earlier branches are
+  forgotten. Otherwise the winning reply goes upstream (unless the route replied);
+  a 503 goes as a local ``500`` with the 503's reason phrase (``remap_503_500``,
+  measured: ``500 Service Unavailable`` with tm's To-tag and ``Server`` header).
+- A branch with no final reply when ``fr_timer`` (no 1xx) or ``fr_inv_timer``
+  (after a 1xx) ends gets a local ``408 Request Timeout`` -- ``487 Request
+  Terminated`` when the transaction was canceled -- and the same failure logic
+  runs. Local replies carry tm's To-tag: ``md5("SER-TM/tags" + first listen address
+  + port)``, ``-`` and the same CRC suffix as sl's (``init_tags`` with
+  ``TM_TAG_SEPARATOR``); measured: ``5b4167208bb1319f0333e26fe8df2283-621b42b8``.
+- ``t_relay`` of a CANCEL whose INVITE transaction exists answers ``200
+  canceling`` on the CANCEL's own transaction, sends a CANCEL (same Via branch as the
+  INVITE branch) on every branch that received a provisional reply and marks the
+  others: they are canceled when a 1xx arrives, or end with a local 487 at their
+  timeout (``cancel_b_method`` 1, measured: 487 to the caller at ``fr_timer``).
+- ``t_check_trans``: a retransmission is absorbed (the last reply resent) and the
+  script ends (0); an ACK for a negative reply is absorbed (0); a CANCEL: 1 when
+  its INVITE transaction exists; else -1. An ACK for a 2xx matches nothing and
+  ``t_relay`` forwards it statelessly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from kcc_runtime.context import (
+    BranchContext,
+    Context,
+    FailureContext,
+    Received,
+    ReplyContext,
+)
+from kcc_runtime.exports import Route
+from kcc_runtime.sip import Request, Response, SipParseError, parse_message
+from kcc_runtime.transaction import (
+    ClientTransaction,
+    ResponseReceived,
+    ServerTransaction,
+    Timeout,
+    TimerConfig,
+    TransactionLayer,
+    TransactionLimitError,
+)
+from kcc_runtime.values import Value
+
+if TYPE_CHECKING:
+    from kcc_runtime.context import BranchRouteFn, FailureRouteFn, ReplyRouteFn
+    from kcc_runtime.engine import Proxy, Socket
+
+__all__ = ["CANCELING", "Cell", "Dest", "Tm", "TmBranch", "timer_config", "tm_tag_prefix"]
+
+log = logging.getLogger("kcc_runtime.tm")
+
+#: tm's reason for the 200 answering a CANCEL (``CANCELING``)
+CANCELING: Final = "canceling"
+#: tm's reason for the automatic 100 (``auto_inv_100_reason``)
+TRYING: Final = "trying -- your call is important to us"
+TIMEOUT_REASON: Final = "Request Timeout"
+TERMINATED_REASON: Final = "Request Terminated"
+#: Kamailio's ``err2reason_phrase`` for the errors ``t_relay`` can meet (code, text)
+E_UNSPEC: Final = (500, "I'm terribly sorry, server error occurred")
+E_BAD_ADDRESS: Final = (478, "Unresolvable destination")
+E_SEND: Final = (477, "Unfortunately error on sending to next hop occurred")
+E_BAD_URI: Final = (400, "Regretfully, we were not able to process the URI")
+
+
+@dataclass(frozen=True, slots=True)
+class Dest:
+    """Where a transaction's messages go (the layer's opaque ``dest``/``src``)."""
+
+    proto: str
+    addr: tuple[str, int]
+    sock: Socket
+
+
+def tm_tag_prefix(sockets: tuple[Socket, ...]) -> str:
+    """The fixed part of tm's To-tags: ``md5("SER-TM/tags" + address + port)`` of the
+    first listen socket (Kamailio's ``init_tags(tm_tags, ..., "SER-TM/tags", '-')``)."""
+    seed = b"SER-TM/tags"
+    if sockets:
+        seed += sockets[0].ip.encode() + str(sockets[0].port).encode()
+    return hashlib.md5(seed, usedforsecurity=False).hexdigest()
+
+
+def timer_config(modparams: dict[str, int | str]) -> TimerConfig:
+    """tm's ``modparam`` timer values (ms in the cfg) as the layer's settings."""
+
+    def ms(name: str, default: int) -> float:
+        value = modparams.get(name, default)
+        return (value if isinstance(value, int) else default) / 1000.0
+
+    restart = modparams.get("restart_fr_on_each_reply", 1)
+    return TimerConfig(
+        t1=ms("retr_timer1", 500),
+        t2=ms("retr_timer2", 4000),
+        fr_timer=ms("fr_timer", 30000),
+        fr_inv_timer=ms("fr_inv_timer", 120000),
+        wt_timer=ms("wt_timer", 5000),
+        restart_fr_on_each_reply=restart != 0,
+        max_inv_lifetime=ms("max_inv_lifetime", 180000),
+        max_noninv_lifetime=ms("max_noninv_lifetime", 32000),
+    )
+
+
+@dataclass(eq=False)
+class TmBranch:
+    """One client branch (Kamailio's ``struct ua_client``)."""
+
+    index: int
+    tx: ClientTransaction
+    #: the highest status received, or the local one (408/487) once final
+    status: int = 0
+    reason: str = ""
+    #: the final reply received (None: none, or a local final)
+    reply: Response | None = None
+    final: bool = False
+    timed_out: bool = False
+    #: canceled before any reply: send the CANCEL when a 1xx comes
+    cancel_pending: bool = False
+    cancel_sent: bool = False
+
+
+@dataclass(eq=False)
+class Cell:
+    """A transaction as tm keeps it (Kamailio's ``struct cell``)."""
+
+    server: ServerTransaction
+    request: Request
+    #: the request-route context that created the cell (local replies are built
+    #: from it: its source, ``force_rport``, ``append_to_reply`` lumps)
+    ctx: Context
+    avps: dict[str | int, list[Value]]
+    flags: int = 0
+    sflags: int = 0
+    bflags: int = 0
+    msg_flags: set[str] = field(default_factory=set)
+    edits: list[tuple[int, int, bytes]] = field(default_factory=list)
+    new_uri: str | None = None
+    dst_uri: str | None = None
+    on_failure: FailureRouteFn | None = None
+    on_branch: BranchRouteFn | None = None
+    on_reply: ReplyRouteFn | None = None
+    fr_timer: float | None = None
+    fr_inv_timer: float | None = None
+    branches: list[TmBranch] = field(default_factory=list)
+    #: the first branch whose reply counts (``failure_reply_mode`` 3)
+    first_considered: int = 0
+    canceled: bool = False
+    #: a final reply went upstream
+    final_sent: bool = False
+    #: ``t_relay`` failed before any branch was sent: the reply tm sends at the end
+    #: of the script when nothing else answered (Kamailio's ``kill_transaction``)
+    error: tuple[int, str] | None = None
+
+    def answered(self) -> bool:
+        """Whether a final reply went upstream (the failure route may have replied)."""
+        return self.final_sent
+
+
+class Tm:
+    """Kamailio's tm for one :class:`~kcc_runtime.engine.Proxy` (one worker)."""
+
+    def __init__(self, proxy: Proxy, modparams: dict[str, int | str]) -> None:
+        self.proxy = proxy
+        self.layer = TransactionLayer(timer_config(modparams))
+        mode = modparams.get("failure_reply_mode", 3)
+        self.failure_reply_mode = mode if isinstance(mode, int) else 3
+        auto = modparams.get("auto_inv_100", 1)
+        self.auto_inv_100 = auto != 0
+        reason = modparams.get("auto_inv_100_reason", TRYING)
+        self.trying_reason = reason if isinstance(reason, str) else TRYING
+        self.remap_503_500 = modparams.get("remap_503_500", 1) != 0
+        self.tag_prefix = tm_tag_prefix(proxy.sockets)
+        self._pumping = False
+        self._last_error = E_UNSPEC
+
+    # -- glue ----------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.proxy.clock()
+
+    def flush(self) -> None:
+        """Queue what the layer wants sent, in order, through the outbound guard."""
+        for data, dest in self.layer.datagrams_to_send():
+            if isinstance(dest, Dest):
+                self.proxy.emit(data, dest.proto, dest.addr, dest.sock)
+
+    def pump(self) -> None:
+        """Handle the layer's events (replies, timeouts), then flush. Re-entrant
+        calls (a failure route relaying) only flush; the outer loop takes the rest."""
+        self.flush()
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while (event := self.layer.next_event()) is not None:
+                if isinstance(event, ResponseReceived):
+                    self._on_response(event)
+                elif isinstance(event, Timeout):
+                    self._on_timeout(event)
+                self.flush()
+        finally:
+            self._pumping = False
+
+    def on_timer(self, now: float) -> None:
+        """Fire the due transaction timers (the engine's periodic tick)."""
+        due = self.layer.get_timer()
+        if due is not None and due <= now:
+            self.layer.handle_timer(now)
+        self.pump()
+
+    def next_timer(self) -> float | None:
+        return self.layer.get_timer()
+
+    @staticmethod
+    def cell_of(ctx: Context) -> Cell | None:
+        cell = ctx.tm_cell
+        return cell if isinstance(cell, Cell) else None
+
+    def _reply_dest(self, ctx: Context, msg: Request) -> Dest:
+        """Where replies to ``msg`` go: the source address; the source port with
+        ``rport``/``force_rport``, else the Via port (Kamailio's default
+        ``reply_to_via=no``)."""
+        r = ctx.received
+        via = msg.via
+        local = self.proxy.local_of(ctx)
+        if via is None or via.rport is not None or "force_rport" in ctx.msg_flags:
+            port = r.src_port
+        else:
+            port = via.port or 5060
+        return Dest(local.proto, (r.src_ip, port), local)
+
+    def _local_reply(self, cell: Cell, code: int, reason: str, ctx: Context | None = None) -> bytes:
+        base = ctx if ctx is not None else cell.ctx
+        return self.proxy.build_reply(base, cell.request, code, reason, tm_tag=self.tag_prefix)
+
+    def _send_upstream(self, cell: Cell, data: bytes, status: int) -> bool:
+        try:
+            sent = self.layer.send_response(cell.server, data, self._now())
+        except ValueError:
+            log.error("tm: not a valid reply")
+            return False
+        if not sent and 200 <= status < 300 and cell.server.kind.is_invite:
+            # a further 2xx (another branch, a retransmission): relayed as it comes
+            where = cell.server.reply_dest
+            sent = isinstance(where, Dest) and self.proxy.emit(
+                data, where.proto, where.addr, where.sock
+            )
+        if sent and status >= 200:
+            cell.final_sent = True
+        self.flush()
+        return sent
+
+    # -- transaction creation ----------------------------------------------------------
+
+    def newtran(self, ctx: Context) -> Cell | int:
+        """``t_newtran``: the new cell, 0 for an absorbed retransmission, -1 error."""
+        msg = ctx.msg
+        if not isinstance(msg, Request) or msg.method == "ACK":
+            return -1
+        now = self._now()
+        existing = self.layer.match_request(msg)
+        if existing is not None:
+            self.layer.absorb(existing, msg, self._reply_dest(ctx, msg))
+            self.pump()
+            return 0
+        dest = self._reply_dest(ctx, msg)
+        tx = self.layer.create_server_transaction(msg, dest, now)
+        self.pump()
+        if tx is None:
+            log.error("tm: cannot create a transaction")
+            return -1
+        tx.reply_dest = dest
+        cell = Cell(server=tx, request=msg, ctx=ctx, avps=ctx.avps)
+        fr = ctx.tm_fr
+        if fr is not None:
+            cell.fr_inv_timer, cell.fr_timer = fr
+        tx.context = cell
+        ctx.tm_cell = cell
+        return cell
+
+    def t_newtran(self, ctx: Context) -> int:
+        if self.cell_of(ctx) is not None:
+            log.error("t_newtran: transaction already in process")
+            return -1
+        made = self.newtran(ctx)
+        return 1 if isinstance(made, Cell) else made
+
+    # -- t_relay -----------------------------------------------------------------------
+
+    def relay(self, ctx: Context, proto: str | None, host: str | None, port: int | None) -> int:
+        msg = ctx.msg
+        if not isinstance(msg, Request):
+            log.error("t_relay: not a request")
+            return -1
+        if isinstance(ctx, FailureContext):
+            cell = self.cell_of(ctx)
+            if cell is None:
+                return -1
+            return self._add_branch(ctx, cell, msg, proto=proto, host=host, port=port)
+        if msg.method == "ACK":
+            tx = self.layer.match_request(msg)
+            if tx is not None:
+                self.layer.receive_request(msg, self._reply_dest(ctx, msg), self._now())
+                self.pump()
+                return 0
+            return self.proxy.forward(ctx, proto, host, port)
+        cell = self.cell_of(ctx)
+        if cell is None:
+            made = self.newtran(ctx)
+            if not isinstance(made, Cell):
+                return made
+            cell = made
+        if msg.method == "CANCEL":
+            invite = self.layer.find_invite_for_cancel(msg)
+            if invite is not None and isinstance(invite.context, Cell):
+                return self._cancel(ctx, cell, invite.context)
+        elif msg.method == "INVITE" and self.auto_inv_100 and cell.server.last_status == 0:
+            self._send_upstream(cell, self._local_reply(cell, 100, self.trying_reason), 100)
+        self._save(ctx, cell, msg)
+        rc = self._add_branch(ctx, cell, msg, proto=proto, host=host, port=port)
+        if rc < 0 and not cell.branches:
+            cell.error = self._last_error
+        return rc
+
+    def after_script(self, ctx: Context) -> None:
+        """The end of request_route (Kamailio's ``t_unref``): a transaction whose
+        ``t_relay`` failed and that nobody answered statefully gets tm's error reply,
+        retransmitted until ACKed -- measured: after the script's stateless
+        ``sl_reply_error()``, ``478 Unresolvable destination (478/TM)`` for a host
+        that does not resolve."""
+        cell = self.cell_of(ctx)
+        if cell is None or cell.error is None or cell.final_sent or cell.branches:
+            return
+        code, text = cell.error
+        cell.error = None
+        self._send_upstream(cell, self._local_reply(cell, code, f"{text} ({code}/TM)"), code)
+
+    @staticmethod
+    def _save(ctx: Context, cell: Cell, msg: Request) -> None:
+        """What tm clones into the transaction at ``t_relay`` time."""
+        cell.flags, cell.sflags, cell.bflags = ctx.flags, ctx.sflags, ctx.bflags
+        cell.msg_flags = set(ctx.msg_flags)
+        cell.edits = list(msg._edits)
+        cell.new_uri, cell.dst_uri = ctx.new_uri, ctx.dst_uri
+        cell.on_failure, cell.on_branch, cell.on_reply = ctx.on_failure, ctx.on_branch, ctx.on_reply
+
+    def _add_branch(
+        self,
+        ctx: Context,
+        cell: Cell,
+        msg: Request,
+        *,
+        proto: str | None,
+        host: str | None,
+        port: int | None,
+    ) -> int:
+        """Create and send one client branch (Kamailio's ``add_uac`` + ``t_send_branch``)."""
+        proxy = self.proxy
+        self._last_error = E_UNSPEC
+        hop = proxy.next_hop(ctx, msg, proto, host, port)
+        if hop is None:
+            self._last_error = E_BAD_URI
+            return -1
+        p, name, dport = hop
+        ip = proxy.resolve(name)
+        if ip is None:
+            log.error('failed to resolve "%s"', name)
+            self._last_error = E_BAD_ADDRESS
+            return -1
+        sock = proxy.client_socket(ctx, p, ip)
+        if sock is None:
+            log.error("t_relay: no socket for %s to %s", p, ip)
+            self._last_error = E_SEND
+            return -1
+        if not proxy.dst_allowed((ip, dport)):
+            self._last_error = E_SEND
+            return -1
+        index = len(cell.branches)
+        send_ctx: Context = ctx
+        if cell.on_branch is not None:
+            bctx = BranchContext(ctx.proc, msg, ctx.received)
+            _copy_state(ctx, bctx, cell)
+            bctx.t_branch_idx = index
+            outcome = proxy.router.run(cell.on_branch, bctx)
+            if outcome.dropped:
+                log.debug("t_relay: branch %d dropped in branch_route", index)
+                self._last_error = E_UNSPEC
+                return -1
+            send_ctx = bctx
+        head, _, _ = _tm_branch_base(cell.request)
+        branch = f"{head}.{_reverse_hex(index)}"
+        try:
+            data = proxy.build_request(send_ctx, msg, sock, p, branch)
+        except (SipParseError, ValueError) as exc:
+            log.error("t_relay: building failed: %s", exc)
+            return -1
+        dest = Dest(p, (ip, dport), sock)
+        try:
+            tx = self.layer.send_request(
+                data,
+                dest,
+                self._now(),
+                reliable=p != "udp",
+                fr_timer=cell.fr_timer,
+                fr_inv_timer=cell.fr_inv_timer,
+            )
+        except (ValueError, TransactionLimitError) as exc:
+            log.error("t_relay: cannot start the branch: %s", exc)
+            return -1
+        br = TmBranch(index, tx)
+        tx.context = (cell, br)
+        cell.branches.append(br)
+        proxy.stats["forwarded"] += 1
+        self.flush()
+        return 1
+
+    def _cancel(self, ctx: Context, cancel_cell: Cell, cell: Cell) -> int:
+        """``t_relay`` of a CANCEL for a known INVITE (tm ``t_forward_cancel``)."""
+        cell.canceled = True
+        self._send_upstream(cancel_cell, self._local_reply(cancel_cell, 200, CANCELING), 200)
+        for br in cell.branches:
+            if br.final:
+                continue
+            if br.tx.responded:
+                self._send_cancel(br)
+            else:
+                br.cancel_pending = True
+        self.flush()
+        return 0
+
+    def _send_cancel(self, br: TmBranch) -> None:
+        if br.cancel_sent:
+            return
+        br.cancel_sent = True
+        try:
+            tx = self.layer.send_request(br.tx.build_cancel(), br.tx.dest, self._now())
+        except (ValueError, TransactionLimitError) as exc:
+            log.error("tm: cannot send the CANCEL: %s", exc)
+            return
+        tx.context = None
+
+    # -- other tm functions ---------------------------------------------------------
+
+    def check_trans(self, ctx: Context) -> int:
+        """Kamailio 5.6's ``t_check_trans`` (see the module docstring)."""
+        msg = ctx.msg
+        if isinstance(msg, Response):
+            return 1 if self.layer.match_response(msg) is not None else -1
+        if not isinstance(msg, Request):
+            return -1
+        if msg.method == "CANCEL":
+            own = self.layer.match_request(msg)
+            if own is not None:
+                self.layer.absorb(own, msg, self._reply_dest(ctx, msg))
+                self.pump()
+                return 0
+            return 1 if self.layer.find_invite_for_cancel(msg) is not None else -1
+        tx = self.layer.match_request(msg)
+        if tx is None:
+            return -1
+        self.layer.receive_request(msg, self._reply_dest(ctx, msg), self._now())
+        self.pump()
+        return 0
+
+    def reply(self, ctx: Context, code: int, reason: str) -> int:
+        """``t_reply``: a local reply through the transaction (created if needed)."""
+        cell = self.cell_of(ctx)
+        if cell is None:
+            if isinstance(ctx, (ReplyContext, FailureContext)):
+                return -1
+            made = self.newtran(ctx)
+            if not isinstance(made, Cell):
+                return made
+            cell = made
+        if cell.final_sent and code >= 200 and not 200 <= code < 300:
+            log.error("t_reply: a final reply was already sent")
+            return -1
+        data = self._local_reply(cell, code, reason, ctx)
+        return 1 if self._send_upstream(cell, data, code) else -1
+
+    def status(self, ctx: Context) -> int | None:
+        cell = self.cell_of(ctx)
+        if cell is None:
+            return None
+        if isinstance(ctx, FailureContext):
+            return ctx.t_reply_code or 0
+        if isinstance(ctx, ReplyContext):
+            return ctx.msg.status
+        return cell.server.last_status
+
+    def set_fr(self, ctx: Context, invite_ms: int, noninvite_ms: int) -> int:
+        inv = invite_ms / 1000.0 if invite_ms > 0 else None
+        fr = noninvite_ms / 1000.0 if noninvite_ms > 0 else None
+        cell = self.cell_of(ctx)
+        if cell is not None:
+            cell.fr_inv_timer, cell.fr_timer = inv, fr
+        ctx.tm_fr = (inv, fr)
+        return 1
+
+    def branch_timeout(self, ctx: Context) -> int:
+        cell = self.cell_of(ctx)
+        idx = ctx.t_branch_idx
+        if cell is None or idx is None or not 0 <= idx < len(cell.branches):
+            return -1
+        return 1 if cell.branches[idx].timed_out else -1
+
+    def any_timeout(self, ctx: Context) -> int:
+        cell = self.cell_of(ctx)
+        if cell is None:
+            return -1
+        return 1 if any(br.timed_out for br in cell.branches) else -1
+
+    # -- replies and timeouts ----------------------------------------------------------
+
+    def on_response(self, msg: Response, received: Received, local: Socket) -> bool:
+        """A reply from the network (after the core ``reply_route``): handled here
+        when it matches a client branch (True), else left to the stateless relay."""
+        if self.layer.match_response(msg) is None:
+            return False
+        src = Dest(received.proto, (received.src_ip, received.src_port), local)
+        self.layer.receive_response(msg, src, self._now())
+        self.pump()
+        return True
+
+    def _on_response(self, event: ResponseReceived) -> None:
+        owner = event.transaction.context
+        if not isinstance(owner, tuple):
+            return  # the 200 for a CANCEL we sent
+        cell, br = owner
+        if not isinstance(cell, Cell) or not isinstance(br, TmBranch):
+            return
+        msg = event.response
+        status = msg.status
+        if br.final and status >= 300:
+            return  # after a local 408/487: Kamailio discards it
+        if cell.on_reply is not None and not event.retransmission:
+            rctx = ReplyContext(cell.ctx.proc, msg, _received_of(event, cell))
+            rctx.kind = Route.TM_ONREPLY
+            _copy_state(cell.ctx, rctx, cell)
+            rctx.t_reply_code = status
+            rctx.t_branch_idx = br.index
+            outcome = self.proxy.router.run(cell.on_reply, rctx)
+            if outcome.dropped and status < 200:
+                return
+        if status < 200:
+            br.status = max(br.status, status)
+            if br.cancel_pending or (cell.canceled and not br.cancel_sent):
+                self._send_cancel(br)
+            if status > 100 and not cell.final_sent:
+                self._relay(cell, msg)
+            return
+        if status < 300:
+            br.status, br.final = status, True
+            first = not cell.final_sent
+            self._relay(cell, msg)
+            if first:
+                for other in cell.branches:
+                    if not other.final and other is not br:
+                        self._send_cancel(other)
+            return
+        br.status, br.reason, br.reply, br.final = status, msg.reason, msg, True
+        self._complete(cell)
+
+    def _relay(self, cell: Cell, msg: Response) -> None:
+        data = self.proxy.strip_top_via(msg)
+        if self._send_upstream(cell, data, msg.status):
+            self.proxy.stats["replies_relayed"] += 1
+
+    def _on_timeout(self, event: Timeout) -> None:
+        tx = event.transaction
+        owner = tx.context
+        if not isinstance(tx, ClientTransaction) or not isinstance(owner, tuple):
+            return
+        cell, br = owner
+        if not isinstance(cell, Cell) or not isinstance(br, TmBranch) or br.final:
+            return
+        br.timed_out = True
+        br.final = True
+        if cell.canceled:
+            br.status, br.reason = 487, TERMINATED_REASON
+        else:
+            br.status, br.reason = 408, TIMEOUT_REASON
+        if event.responded and tx.kind.is_invite:
+            self._send_cancel(br)  # fr_inv_timer after a 1xx: tm cancels the branch
+        self._complete(cell)
+
+    def _complete(self, cell: Cell) -> None:
+        """Every branch final and none 2xx: failure_route, then the winner upstream."""
+        if cell.final_sent or any(not br.final for br in cell.branches):
+            return
+        considered = cell.branches[cell.first_considered :] or cell.branches
+        winner = _pick(considered)
+        route = cell.on_failure
+        if route is not None:
+            cell.on_failure = None
+            before = len(cell.branches)
+            self._run_failure(cell, route, winner)
+            if cell.answered():
+                return
+            if len(cell.branches) > before:
+                if self.failure_reply_mode == 3:
+                    cell.first_considered = before
+                if any(not br.final for br in cell.branches):
+                    return
+                considered = cell.branches[cell.first_considered :]
+                winner = _pick(considered)
+        if winner.reply is not None and not (winner.status == 503 and self.remap_503_500):
+            self._relay(cell, winner.reply)
+        elif winner.reply is not None:
+            # remap_503_500 (RFC 3261 §16.7 step 6): a local 500 with the 503's reason
+            data = self._local_reply(cell, 500, winner.reason)
+            self._send_upstream(cell, data, 500)
+            cell.final_sent = True
+        else:
+            self._send_upstream(cell, self._local_reply(cell, winner.status, winner.reason), 0)
+            cell.final_sent = True
+
+    def _run_failure(self, cell: Cell, route: FailureRouteFn, winner: TmBranch) -> None:
+        """``failure_route`` on the request as saved in the cell (Kamailio's faked
+        request): edits, R-URI, ``$du``, flags and AVPs of the transaction."""
+        try:
+            msg = parse_message(cell.request.buf)
+        except SipParseError:
+            return
+        if not isinstance(msg, Request):
+            return
+        msg._edits = list(cell.edits)
+        fctx = FailureContext(cell.ctx.proc, msg, cell.ctx.received)
+        _copy_state(cell.ctx, fctx, cell)
+        fctx.on_reply = cell.on_reply
+        fctx.t_reply_code = winner.status
+        fctx.t_branch_idx = winner.index
+        self.proxy.router.run(route, fctx)
+        cell.on_failure = fctx.on_failure
+        cell.on_reply = fctx.on_reply
+        cell.on_branch = fctx.on_branch or cell.on_branch
+
+
+def _copy_state(src: Context, dst: Context, cell: Cell) -> None:
+    """The transaction's state into a route context run on its behalf."""
+    dst.avps = src.avps
+    dst.flags, dst.sflags, dst.bflags = cell.flags, cell.sflags, cell.bflags
+    dst.msg_flags = set(cell.msg_flags)
+    dst.new_uri, dst.dst_uri = cell.new_uri, cell.dst_uri
+    dst.advertised_address, dst.advertised_port = src.advertised_address, src.advertised_port
+    dst.send_socket = src.send_socket
+    dst.reply_lumps = list(src.reply_lumps)
+    dst.tm_cell = cell
+
+
+def _received_of(event: ResponseReceived, cell: Cell) -> Received:
+    where = event.src
+    if not isinstance(where, Dest):
+        return cell.ctx.received
+    ip, port = where.addr
+    return Received(ip, port, where.sock.ip, where.sock.port, where.proto)
+
+
+def _prio(status: int) -> int:
+    """``t_pick_branch`` order: a 6xx first, then the lowest class."""
+    return 0 if status >= 600 else status // 100
+
+
+def _pick(branches: list[TmBranch]) -> TmBranch:
+    best = branches[0]
+    for br in branches[1:]:
+        if _prio(br.status) < _prio(best.status):
+            best = br
+    return best
+
+
+def _tm_branch_base(request: Request) -> tuple[str, str, str]:
+    """The branch parts tm shares with a stateless forward of the same request."""
+    from kcc_runtime.engine import forward_branch
+
+    head, _, idx = forward_branch(request).rpartition(".")
+    return head, ".", idx
+
+
+def _reverse_hex(value: int) -> str:
+    digits = "0123456789abcdef"
+    if value == 0:
+        return "0"
+    out = []
+    while value:
+        out.append(digits[value & 15])
+        value >>= 4
+    return "".join(out)
