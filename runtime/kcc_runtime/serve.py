@@ -36,6 +36,25 @@ worker serves, the supervisor prints one line on stderr, which tests wait for::
 
     kcc proxy ready: udp:127.0.0.1:5060 (2 workers)
 
+**Reply sockets** (with ``children`` > 1). Transactions live in the worker that
+created them, so the responses to a stateful relay must come back to that worker,
+not to whichever worker ``SO_REUSEPORT``'s flow hash picks for the backend's address.
+Each worker therefore binds, per UDP listening IP, one private UDP socket on an
+ephemeral port (:func:`~kcc_runtime.transport.bind_reply_socket`) and gives it to its
+engine (``Proxy(..., reply_socket=...)``): the engine sends its client transactions
+from it with a Via naming it, and responses, routed by Via, reach the worker that
+holds the transaction. The caller's retransmissions, CANCEL and hop-by-hop ACK come
+from the caller's own address and port, which the flow hash maps to the worker that
+took the INVITE, as long as no worker restarts (a restart reshuffles the hash; the
+module docstring of :mod:`kcc_runtime.transport` states the limits). The reply
+socket's advertised address, when its listen entry has ``advertise host:port``, is
+that host with the reply socket's own port (a 1:1 NAT forwards it; a port-mapping NAT
+does not). With ``children=1`` there is no reply socket: every message reaches the one
+worker, and relays leave from the listening socket with a Via naming it, exactly as
+Kamailio's do. Each worker logs its reply sockets at the info level::
+
+    1(4242) INFO: <core> [serve.py:..]: _worker(): reply socket udp:127.0.0.1:40211
+
 A worker that dies is reaped, its exit status logged, the locks it held released
 (Kamailio would deadlock the others) and it is started again after a backoff: 0.1 s,
 doubling for each death within 10 s of the previous start, at most 10 s. A worker
@@ -75,6 +94,7 @@ from kcc_runtime.transport import (
     SocketLike,
     Transport,
     TransportOptions,
+    bind_reply_socket,
     check_free,
     socket_label,
 )
@@ -143,9 +163,11 @@ class Options:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-#: builds a worker's engine: (router, sockets, allow_dst, shared store) -> engine
+#: builds a worker's engine: (router, sockets, allow_dst, shared store, reply sockets)
+#: -> engine; the reply sockets are the worker's private ones (none with children=1)
 EngineFactory = Callable[
-    ["Router", Sequence[Any], "Sequence[Network] | None", SharedMemoryStore], EngineIO[Any]
+    ["Router", Sequence[Any], "Sequence[Network] | None", SharedMemoryStore, Sequence[Any]],
+    EngineIO[Any],
 ]
 #: turns a :class:`ListenSpec` into the engine's socket type
 SocketFactory = Callable[[ListenSpec], SocketLike]
@@ -340,11 +362,59 @@ def _default_engine(
     sockets: Sequence[Any],
     allow_dst: Sequence[Network] | None,
     shared: SharedMemoryStore,
+    reply_sockets: Sequence[Any],
 ) -> EngineIO[Any]:
+    """The generated proxy's engine; it relays statefully from the first reply socket
+    (the one on the first UDP listening IP), when the worker has one."""
     from kcc_runtime.engine import Proxy
 
-    engine: EngineIO[Any] = Proxy(router, sockets, allow_dst=allow_dst, shared=shared)
+    engine: EngineIO[Any] = Proxy(
+        router,
+        sockets,
+        allow_dst=allow_dst,
+        shared=shared,
+        reply_socket=reply_sockets[0] if reply_sockets else None,
+    )
     return engine
+
+
+def _reply_addresses(listens: Sequence[ListenSpec]) -> list[tuple[str, str | None]]:
+    """``(ip, advertised host)`` of each distinct UDP listening IP, in cfg order."""
+    out: dict[str, str | None] = {}
+    for spec in listens:
+        if spec.proto != "udp":
+            continue
+        host = spec.advertise[0] if spec.advertise is not None else None
+        if out.get(spec.ip) is None:
+            out[spec.ip] = host
+    return list(out.items())
+
+
+def _bind_reply_sockets(
+    opts: Options, transport_options: TransportOptions, socket_factory: SocketFactory
+) -> list[tuple[SocketLike, socket.socket]]:
+    """A worker's private reply sockets (none with one worker); see the module
+    docstring. Raises :class:`BindError`, with whatever was bound closed again."""
+    if opts.children <= 1:
+        return []
+    bound: list[tuple[SocketLike, socket.socket]] = []
+    try:
+        for ip, advertised in _reply_addresses(opts.listens):
+            raw = bind_reply_socket(ip, transport_options)
+            try:
+                port = int(raw.getsockname()[1])
+                spec = ListenSpec(
+                    "udp", ip, port, None if advertised is None else (advertised, port)
+                )
+                bound.append((socket_factory(spec), raw))
+            except BaseException:
+                raw.close()
+                raise
+    except BaseException:
+        for _, raw in bound:
+            raw.close()
+        raise
+    return bound
 
 
 def _default_socket(spec: ListenSpec) -> SocketLike:
@@ -376,14 +446,16 @@ def _worker(
         logs.set_rank(rank)
         store.reset_process_state()
         sockets = [socket_factory(spec) for spec in opts.listens]
-        engine = engine_factory(router, sockets, opts.allow_dst, store)
-        transport = Transport(
-            engine,
-            sockets,
-            TransportOptions(
-                rcvbuf=opts.rcvbuf, sndbuf=opts.sndbuf, tcp_lifetime=opts.tcp_lifetime
-            ),
+        transport_options = TransportOptions(
+            rcvbuf=opts.rcvbuf, sndbuf=opts.sndbuf, tcp_lifetime=opts.tcp_lifetime
         )
+        replies = _bind_reply_sockets(opts, transport_options, socket_factory)
+        for reply, _ in replies:
+            log.info("reply socket %s", socket_label(reply))
+        engine = engine_factory(
+            router, sockets, opts.allow_dst, store, [reply for reply, _ in replies]
+        )
+        transport = Transport(engine, sockets, transport_options, reply_sockets=replies)
         transport.bind()
 
         def ready() -> None:

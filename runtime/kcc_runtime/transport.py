@@ -33,6 +33,29 @@ reply that must reach a TCP client but is processed by another worker opens a ne
 connection to the client's address, which usually fails. With ``children=1``, or
 with replies that come back on the same flow, this does not arise.
 
+**Reply sockets: responses reach the worker that holds the transaction.** The N
+workers share each listening address through ``SO_REUSEPORT``: the kernel picks the
+worker by a hash of the packet's (source, destination) addresses and ports, so what
+one peer sends from one port always reaches the same worker, but a backend's
+response to a relayed request comes from the backend's address and would land on an
+arbitrary worker, one that does not hold the client transaction. So, with more than
+one worker, each worker also owns a private UDP socket per listening IP, bound to an
+ephemeral port (port 0, no ``SO_REUSEPORT``: :func:`bind_reply_socket`) and adopted
+by its :class:`Transport` (``reply_sockets=``). The engine sends its client
+transactions (stateful relays) from it, with its Via naming it: RFC 3261 §18.2.2
+routes responses by the top Via's sent-by (or, with ``rport``, to the source port,
+the same socket), so every response comes back to the worker that sent the request.
+A reply socket is otherwise an ordinary UDP socket: whatever arrives on it (a
+response, or a request somebody sent there) goes to ``engine.receive`` with
+``local=`` the reply socket. Requests from a caller (INVITE retransmissions, CANCEL,
+the ACK for a non-2xx reply) come from the caller's same address and port as the
+INVITE, and the flow hash sends them to the worker that took the INVITE, as long as
+the set of workers does not change: a worker that dies and is restarted reshuffles
+the hash (and the restarted worker has lost its transactions anyway). Kamailio keeps
+its transaction table in shared memory, so any of its workers can take any message;
+kcc trades that for lock-free per-worker transactions. TCP needs no reply socket:
+responses come back on the connection the worker opened.
+
 **Timer.** Every ``timer_interval`` seconds the engine's ``on_timer(now)`` runs
 (htable expiry and the like), idle TCP connections are closed, and an optional
 ``watchdog`` is asked whether to keep running (a worker whose supervisor is gone
@@ -67,6 +90,7 @@ __all__ = [
     "SocketLike",
     "Transport",
     "TransportOptions",
+    "bind_reply_socket",
     "check_free",
     "new_event_loop",
     "socket_label",
@@ -184,8 +208,15 @@ def _set_buffer(sock: socket.socket, force: int, plain: int, size: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, plain, size)
 
 
+@dataclass(frozen=True, slots=True)
+class _Address:
+    proto: str
+    ip: str
+    port: int
+
+
 def _open_socket(
-    local: SocketLike, kind: socket.SocketKind, options: TransportOptions
+    local: SocketLike, kind: socket.SocketKind, options: TransportOptions, *, shared: bool = True
 ) -> socket.socket:
     family = _family(local.ip)
     label = socket_label(local)
@@ -194,8 +225,9 @@ def _open_socket(
     except OSError as exc:
         raise BindError(exc.errno, f"cannot create a socket for {label}: {exc.strerror}") from None
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         _set_buffer(sock, _SO_RCVBUFFORCE, socket.SO_RCVBUF, options.rcvbuf)
@@ -208,6 +240,20 @@ def _open_socket(
         sock.close()
         raise BindError(exc.errno, f"cannot bind {label}: {exc.strerror or exc}") from None
     return sock
+
+
+def bind_reply_socket(ip: str, options: TransportOptions | None = None) -> socket.socket:
+    """A worker's private UDP socket on ``ip``, bound to an ephemeral port.
+
+    No ``SO_REUSEPORT``: the port belongs to this process alone, so whatever is sent
+    to it (the responses to the requests the worker relayed from it) reaches this
+    worker (see the module docstring). The port is ``sock.getsockname()[1]``; the
+    caller builds the engine's socket with it and hands both to
+    :class:`Transport` (``reply_sockets=``), which then owns the socket. Ephemeral
+    ports (``net.ipv4.ip_local_port_range``) never collide with another worker's or
+    with a listening port. Raises :class:`BindError`."""
+    opts = options or TransportOptions()
+    return _open_socket(_Address("udp", ip, 0), socket.SOCK_DGRAM, opts, shared=False)
 
 
 def check_free(local: SocketLike) -> None:
@@ -319,7 +365,11 @@ class Transport(Generic[S]):
     """Sockets, event loop and timer of one worker (see the module docstring).
 
     Use: ``Transport(engine, sockets, options).run(...)`` in a worker process, or
-    :meth:`bind` + :meth:`run` to report bind errors before serving."""
+    :meth:`bind` + :meth:`run` to report bind errors before serving.
+    ``reply_sockets``: the worker's private UDP sockets, each already bound by
+    :func:`bind_reply_socket` with the engine's socket naming its port; the transport
+    owns (and closes) them from then on, reads them like the listening sockets, and
+    sends from one when ``Outgoing.src`` names it."""
 
     def __init__(
         self,
@@ -327,10 +377,13 @@ class Transport(Generic[S]):
         sockets: Sequence[S],
         options: TransportOptions | None = None,
         *,
+        reply_sockets: Sequence[tuple[S, socket.socket]] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.sockets = tuple(sockets)
+        self.reply_sockets: tuple[S, ...] = tuple(local for local, _ in reply_sockets)
+        self._reply_raw: list[tuple[S, socket.socket]] = list(reply_sockets)
         self.options = options or TransportOptions()
         self.clock = clock
         self.stats: dict[str, int] = {
@@ -377,10 +430,40 @@ class Transport(Generic[S]):
                         f"{socket_label(local)}: protocol {local.proto!r} is not supported "
                         "(udp and tcp are)",
                     )
+            self._adopt_reply_sockets()
         except BindError:
             self._close_sockets()
             raise
         self._bound = True
+
+    def _adopt_reply_sockets(self) -> None:
+        """Take the pre-bound reply sockets in (after the listening sockets, so that a
+        send whose socket does not fit falls back to a listening one). A socket that
+        does not match the engine's view of it (another family, port or protocol) is
+        refused: the engine would advertise an address nobody reads."""
+        pending, self._reply_raw = self._reply_raw, []
+        for i, (local, sock) in enumerate(pending):
+            try:
+                port = int(sock.getsockname()[1])
+            except OSError:
+                port = -1
+            if (
+                local.proto != "udp"
+                or sock.type != socket.SOCK_DGRAM
+                or sock.family != _family(local.ip)
+                or port != local.port
+            ):
+                for _, rest in pending[i:]:
+                    rest.close()
+                raise BindError(
+                    errno.EINVAL,
+                    f"reply socket {socket_label(local)} does not match its bound socket "
+                    f"(port {port})",
+                )
+            sock.setblocking(False)
+            entry = _Udp(local, sock)
+            self._udp.append(entry)
+            self._udp_by_addr.setdefault((_canonical(local.ip), local.port), entry)
 
     def run(
         self,
@@ -448,6 +531,9 @@ class Transport(Generic[S]):
     def _close_sockets(self) -> None:
         for entry in self._udp:
             entry.sock.close()
+        for _, sock in self._reply_raw:  # not adopted yet (a bind error came first)
+            sock.close()
+        self._reply_raw.clear()
         for _, sock in self._tcp_listen:
             sock.close()
         self._udp.clear()

@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,12 +20,21 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from kcc_runtime import logs
 from kcc_runtime.router import Config
-from kcc_runtime.serve import ListenSpec, ServeError, parse_args, parse_listen
+from kcc_runtime.serve import (
+    ListenSpec,
+    Options,
+    ServeError,
+    _bind_reply_sockets,
+    parse_args,
+    parse_listen,
+)
+from kcc_runtime.transport import BindError, TransportOptions
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -45,13 +55,22 @@ STAND_IN = textwrap.dedent(
         src: object
 
     class Engine:
-        def __init__(self, router, sockets, allow_dst, shared):
+        def __init__(self, router, sockets, allow_dst, shared, reply_sockets):
             self.shared = shared
+            self.reply = reply_sockets
         def receive(self, data, src, local):
             if data.startswith(b"exit "):
                 os._exit(int(data[5:]))
             if data == b"hold":
                 self.shared.lock("held")
+            if data == b"whoami":  # the worker's reply sockets
+                names = [b"%s|%d|%s" % (r.ip.encode(), r.port, repr(r.advertise).encode())
+                         for r in self.reply]
+                return [Out(b"%d " % os.getpid() + b" ".join(names), "udp", src, local)]
+            if data.startswith(b"relay "):  # a stateful relay: from the reply socket
+                out = self.reply[0]
+                dst = (out.ip, int(data[6:]))
+                return [Out(b"%d relayed" % os.getpid(), "udp", dst, out)]
             return [Out(b"%d " % os.getpid() + data, local.proto, src, local)]
         def on_timer(self, now):
             return []
@@ -84,12 +103,13 @@ request_route {
 """
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
+def free_port(ip: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as udp:
+        udp.bind((ip, 0))
         port: int = udp.getsockname()[1]
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-        tcp.bind(("127.0.0.1", port))  # free for TCP too, as a `listen=` without proto
+    with socket.socket(family, socket.SOCK_STREAM) as tcp:
+        tcp.bind((ip, port))  # free for TCP too, as a `listen=` without proto
     return port
 
 
@@ -167,18 +187,20 @@ def stand_in(tmp_path: Path) -> str:
     return str(script)
 
 
-def udp_client() -> socket.socket:
-    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    client.bind(("127.0.0.1", 0))
+def udp_client(ip: str = "127.0.0.1") -> socket.socket:
+    client = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind((ip, 0))
     client.settimeout(TIMEOUT)
     return client
 
 
-def ask(port: int, data: bytes, client: socket.socket | None = None) -> bytes:
+def ask(
+    port: int, data: bytes, client: socket.socket | None = None, ip: str = "127.0.0.1"
+) -> bytes:
     own = client is None
-    sock = client or udp_client()
+    sock = client or udp_client(ip)
     try:
-        sock.sendto(data, ("127.0.0.1", port))
+        sock.sendto(data, (ip, port))
         return sock.recv(65535)
     finally:
         if own:
@@ -286,6 +308,102 @@ def test_two_workers_share_the_port(start: Starter, tmp_path: Path) -> None:
     assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
 
 
+@pytest.mark.parametrize("ip", ["127.0.0.1", "::1"])
+def test_responses_reach_the_worker_that_relayed(start: Starter, tmp_path: Path, ip: str) -> None:
+    """Issue 6 item 5: each worker relays from its own reply socket; a response sent to
+    the address in a worker's Via reaches that worker, whatever the flow hash of the
+    shared port would say; a caller's retransmissions stay on one worker."""
+    port = free_port(ip)
+    host = f"[{ip}]" if ":" in ip else ip
+    proxy = start(
+        [PYTHON, stand_in(tmp_path), "--listen", f"udp:{host}:{port}", "--log-level", "2"]
+    )
+    workers = set(proxy.workers())
+    callers: dict[int, socket.socket] = {}  # worker pid -> a caller its flow hash picks
+    replies: dict[int, int] = {}  # worker pid -> its reply port
+    try:
+        for _ in range(64):
+            if len(callers) == 2:
+                break
+            caller = udp_client(ip)
+            pid_text, name = ask(port, b"whoami", caller, ip).split(b" ")
+            reply_ip, reply_port_text, advertise = name.split(b"|")
+            worker = int(pid_text)
+            assert (reply_ip.decode(), advertise) == (ip, b"None")
+            replies[worker] = int(reply_port_text)
+            if worker in callers:
+                caller.close()
+            else:
+                callers[worker] = caller
+        assert set(callers) == workers
+        assert len(set(replies.values())) == 2
+        assert port not in replies.values()
+        for worker, reply_port in replies.items():
+            proxy.wait_for(f"({worker}) INFO: <core> [serve.py:")
+            assert f"({worker}) INFO: <core>" in proxy.text()
+            assert f"reply socket udp:{host}:{reply_port}" in proxy.text()
+        with udp_client(ip) as backend:  # one backend socket for both workers' relays
+            for worker, caller in callers.items():
+                for i in range(10):  # a caller's retransmissions: always the same worker
+                    assert ask(port, b"again %d" % i, caller, ip) == b"%d again %d" % (worker, i)
+                caller.sendto(b"relay %d" % backend.getsockname()[1], (ip, port))
+                data, via = backend.recvfrom(100)
+                assert (data, via[:2]) == (b"%d relayed" % worker, (ip, replies[worker]))
+                for i in range(10):  # responses to the Via address reach that worker
+                    backend.sendto(b"SIP/2.0 18%d Ringing" % i, via)
+                    data, addr = backend.recvfrom(100)
+                    assert (data, addr[:2]) == (b"%d SIP/2.0 18%d Ringing" % (worker, i), via[:2])
+            # a request sent to a reply socket is processed like any other
+            worker, reply_port = next(iter(replies.items()))
+            assert ask(reply_port, b"OPTIONS", backend, ip) == b"%d OPTIONS" % worker
+    finally:
+        for caller in callers.values():
+            caller.close()
+    assert proxy.stop() == 0
+
+
+def test_one_worker_has_no_reply_socket(start: Starter, tmp_path: Path) -> None:
+    port = free_port()
+    proxy = start(
+        [PYTHON, stand_in(tmp_path), "--listen", f"udp:127.0.0.1:{port}", "--children", "1"]
+    )
+    (pid,) = proxy.workers()
+    assert ask(port, b"whoami") == b"%d " % pid
+    assert proxy.stop() == 0
+
+
+def test_reply_sockets_per_udp_ip() -> None:
+    opts = Options(
+        listens=(
+            ListenSpec("udp", "127.0.0.1", 5060, ("192.0.2.7", 5080)),
+            ListenSpec("tcp", "127.0.0.1", 5060),
+            ListenSpec("udp", "127.0.0.1", 5062),
+            ListenSpec("tcp", "127.0.0.2", 5060),
+            ListenSpec("udp", "::1", 5060),
+        ),
+        children=2,
+        log_level=logging.WARNING,
+        allow_dst=None,
+    )
+    bound = _bind_reply_sockets(opts, TransportOptions(), lambda spec: spec)
+    try:
+        assert [raw.family for _, raw in bound] == [socket.AF_INET, socket.AF_INET6]
+        ports = [raw.getsockname()[1] for _, raw in bound]
+        assert [spec for spec, _ in bound] == [
+            ListenSpec("udp", "127.0.0.1", ports[0], ("192.0.2.7", ports[0])),
+            ListenSpec("udp", "::1", ports[1]),
+        ]
+    finally:
+        for _, raw in bound:
+            raw.close()
+    assert _bind_reply_sockets(replace(opts, children=1), TransportOptions(), lambda s: s) == []
+    bad = replace(
+        opts, listens=(ListenSpec("udp", "127.0.0.1", 5060), ListenSpec("udp", "192.0.2.1", 5060))
+    )
+    with pytest.raises(BindError, match=r"cannot bind udp:192\.0\.2\.1:0"):
+        _bind_reply_sockets(bad, TransportOptions(), lambda s: s)
+
+
 def test_dead_worker_is_restarted_and_its_locks_released(start: Starter, tmp_path: Path) -> None:
     port = free_port()
     proxy = start(
@@ -352,6 +470,137 @@ def test_generated_module_answers_udp_and_tcp(start: Starter) -> None:
             data += chunk
     assert data.startswith(b"SIP/2.0 404 Not Found\r\n")
     assert b"CSeq: 1 OPTIONS\r\n" in data
+    assert proxy.stop() == 0
+
+
+def test_generated_module_answers_a_request_on_a_reply_socket(start: Starter) -> None:
+    """A request that reaches a worker's reply socket (nobody should send one there)
+    is routed like any other, and answered from that socket."""
+    port = free_port()
+    proxy = start(
+        [
+            *(PYTHON, str(REPO / "golden" / "stateless_rr_var.py")),
+            *("--listen", f"udp:127.0.0.1:{port}", "--children", "2", "--log-level", "2"),
+            *("--allow-dst", "127.0.0.0/8"),
+        ]
+    )
+    reply_ports = [int(p) for p in re.findall(r"reply socket udp:127\.0\.0\.1:(\d+)", proxy.text())]
+    assert len(set(reply_ports)) == 2
+    assert port not in reply_ports
+    for reply_port in reply_ports:
+        with udp_client() as client:
+            client.sendto(options(client), ("127.0.0.1", reply_port))
+            data, addr = client.recvfrom(65535)
+        assert data.startswith(b"SIP/2.0 404 Not Found\r\n")
+        assert addr == ("127.0.0.1", reply_port)
+    assert proxy.stop() == 0
+
+
+STATEFUL_CFG = """\
+listen=udp:127.0.0.1:{port}
+children=2
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "textops.so"
+request_route {{
+\tif (is_method("CANCEL")) {{
+\t\tif (t_check_trans())
+\t\t\tt_relay();
+\t\texit;
+\t}}
+\tt_check_trans();
+\trewritehostport("127.0.0.1:{backend}");
+\tif (!t_relay()) {{
+\t\tsl_reply_error();
+\t}}
+}}
+"""
+
+
+def _header(message: bytes, name: bytes) -> bytes:
+    for line in message.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip()
+    raise AssertionError(f"no {name!r} in {message!r}")
+
+
+def test_stateful_relay_answers_reach_the_transaction(start: Starter, tmp_path: Path) -> None:
+    """The real engine with children=2: each worker relays an INVITE from its reply
+    socket, with our Via naming it; the backend's 486, sent to that Via, reaches the
+    worker holding the client transaction: it sends the hop-by-hop ACK (only the
+    transaction can: a stateless relay of an unmatched reply sends none) and relays
+    the 486 to the caller, whose ACK the server transaction absorbs."""
+    backend = udp_client()
+    port = free_port()
+    cfg = tmp_path / "stateful.cfg"
+    cfg.write_text(STATEFUL_CFG.format(port=port, backend=backend.getsockname()[1]))
+    module = tmp_path / "stateful.py"
+    subprocess.run(
+        [PYTHON, "-m", "kcc", "build", str(cfg), "-o", str(module)], check=True, timeout=60
+    )
+    proxy = start([PYTHON, str(module), "--allow-dst", "127.0.0.0/8", "--log-level", "2"])
+    reply_ports = {int(p) for p in re.findall(r"reply socket udp:127\.0\.0\.1:(\d+)", proxy.text())}
+    assert len(reply_ports) == 2
+    used: list[int] = []
+    try:
+        for n in range(64):
+            if set(used) == reply_ports and len(used) >= 4:
+                break
+            with udp_client() as caller:
+                host, cport = caller.getsockname()
+                invite = (
+                    f"INVITE sip:b@127.0.0.1 SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP {host}:{cport};branch=z9hG4bKc{n}\r\n"
+                    f"From: <sip:a@127.0.0.1>;tag=a{n}\r\nTo: <sip:b@127.0.0.1>\r\n"
+                    f"Call-ID: call{n}-{cport}\r\nCSeq: 1 INVITE\r\n"
+                    f"Contact: <sip:a@{host}:{cport}>\r\nMax-Forwards: 70\r\n"
+                    f"Content-Length: 0\r\n\r\n"
+                ).encode()
+                caller.sendto(invite, ("127.0.0.1", port))
+                assert caller.recv(65535).startswith(b"SIP/2.0 100 ")
+                relayed, src = backend.recvfrom(65535)
+                assert relayed.startswith(b"INVITE sip:b@127.0.0.1:")
+                assert src[1] in reply_ports
+                via = _header(relayed, b"via")
+                assert via.startswith(b"SIP/2.0/UDP 127.0.0.1:%d;branch=" % src[1])
+                used.append(src[1])
+                head = relayed.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+                kept = [
+                    line
+                    for line in head
+                    if line.split(b":", 1)[0].strip().lower() in (b"via", b"from", b"call-id")
+                ]
+                busy = b"\r\n".join(
+                    [
+                        b"SIP/2.0 486 Busy Here",
+                        *kept,
+                        b"To: " + _header(relayed, b"to") + b";tag=be",
+                        b"CSeq: 1 INVITE",
+                        b"Content-Length: 0",
+                        b"",
+                        b"",
+                    ]
+                )
+                backend.sendto(busy, ("127.0.0.1", src[1]))  # where our Via points
+                ack, ack_src = backend.recvfrom(65535)
+                assert ack.startswith(b"ACK sip:b@127.0.0.1:")
+                assert ack_src == src
+                assert _header(ack, b"via") == via
+                answer = caller.recv(65535)
+                assert answer.startswith(b"SIP/2.0 486 Busy Here\r\n")
+                assert _header(answer, b"via") == (
+                    f"SIP/2.0/UDP {host}:{cport};branch=z9hG4bKc{n}".encode()
+                )
+                # the caller's ACK (same flow: the same worker) is absorbed by the
+                # server transaction: the next thing the backend sees is an INVITE
+                ack = invite.replace(b"INVITE sip:", b"ACK sip:", 1)
+                ack = ack.replace(b"CSeq: 1 INVITE", b"CSeq: 1 ACK")
+                ack = ack.replace(b"To: <sip:b@127.0.0.1>", b"To: " + _header(answer, b"to"))
+                caller.sendto(ack, ("127.0.0.1", port))
+        assert set(used) == reply_ports
+    finally:
+        backend.close()
     assert proxy.stop() == 0
 
 

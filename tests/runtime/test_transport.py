@@ -12,7 +12,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
-from kcc_runtime.transport import BindError, Transport, TransportOptions, check_free
+from kcc_runtime.transport import (
+    BindError,
+    Transport,
+    TransportOptions,
+    bind_reply_socket,
+    check_free,
+)
 
 TIMEOUT = 5.0
 
@@ -36,9 +42,11 @@ class Out:
 @dataclass
 class Echo:
     """Replies ``echo:<data>`` to the sender on the socket it came in on; ``to:`` lines
-    ask for a send elsewhere; ``boom`` raises (an engine bug)."""
+    ask for a send elsewhere; ``relay:`` lines for a send from ``relay_from`` (a
+    stateful relay from the worker's reply socket); ``boom`` raises (an engine bug)."""
 
     received: list[tuple[bytes, tuple[str, int], Sock]] = field(default_factory=list)
+    relay_from: Sock | None = None
     timer_calls: int = 0
     started: int = 0
     start_out: list[Out] = field(default_factory=list)
@@ -51,6 +59,10 @@ class Echo:
         if data.startswith(b"to:"):  # to:proto:ip:port:payload
             _, proto, ip, port, payload = data.split(b":", 4)
             return [Out(payload, proto.decode(), (ip.decode(), int(port)), local)]
+        if data.startswith(b"relay:") and self.relay_from is not None:  # relay:port:payload
+            _, port, payload = data.split(b":", 2)
+            dst = (self.relay_from.ip, int(port))
+            return [Out(payload, "udp", dst, self.relay_from)]
         return [Out(b"echo:" + data, local.proto, src, local)]
 
     def on_timer(self, now: float) -> list[Out]:
@@ -72,8 +84,16 @@ def free_port(kind: socket.SocketKind = socket.SOCK_DGRAM, ip: str = "127.0.0.1"
 
 
 class Running:
-    def __init__(self, engine: Echo, sockets: Sequence[Sock], options: TransportOptions) -> None:
-        self.transport: Transport[Sock] = Transport(engine, sockets, options)
+    def __init__(
+        self,
+        engine: Echo,
+        sockets: Sequence[Sock],
+        options: TransportOptions,
+        reply_sockets: Sequence[tuple[Sock, socket.socket]] = (),
+    ) -> None:
+        self.transport: Transport[Sock] = Transport(
+            engine, sockets, options, reply_sockets=reply_sockets
+        )
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -268,3 +288,90 @@ def test_bind_errors_name_the_socket(engine: Echo) -> None:
     with pytest.raises(BindError, match=r"cannot bind udp:192.0.2.1:5060"):
         transport.bind()
     check_free(first)
+
+
+# -- reply sockets (a worker's private port for the responses to its relays) ----------
+
+
+def reply_socket(ip: str) -> tuple[Sock, socket.socket]:
+    raw = bind_reply_socket(ip)
+    return Sock("udp", ip, raw.getsockname()[1]), raw
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "::1"])
+def test_reply_socket_carries_a_relay_and_its_responses(engine: Echo, ip: str) -> None:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    listen = Sock("udp", ip, free_port(ip=ip))
+    reply, raw = reply_socket(ip)
+    assert raw.family == family
+    assert raw.type == socket.SOCK_DGRAM
+    assert reply.port not in (0, listen.port)
+    assert raw.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
+    engine.relay_from = reply
+    with (
+        Running(engine, [listen], TransportOptions(), [(reply, raw)]) as transport,
+        udp_client(ip) as caller,
+        udp_client(ip) as backend,
+    ):
+        assert transport.reply_sockets == (reply,)
+        # the caller's request arrives on the listening socket; the engine relays it
+        # from the reply socket, as a client transaction is sent
+        caller.sendto(b"relay:%d:INVITE" % backend.getsockname()[1], (ip, listen.port))
+        data, addr = backend.recvfrom(100)
+        assert (data, addr[:2]) == (b"INVITE", (ip, reply.port))
+        # the backend answers the address it saw (the one our Via names): the response
+        # reaches the engine with local= the reply socket, and the echo leaves from it
+        backend.sendto(b"SIP/2.0 200 OK", addr)
+        data, addr = backend.recvfrom(100)
+        assert (data, addr[:2]) == (b"echo:SIP/2.0 200 OK", (ip, reply.port))
+        assert engine.received[-1] == (
+            b"SIP/2.0 200 OK",
+            (ip, backend.getsockname()[1]),
+            reply,
+        )
+        # a request sent to the reply socket is processed like any other
+        caller.sendto(SIP, (ip, reply.port))
+        data, addr = caller.recvfrom(1000)
+        assert (data, addr[:2]) == (b"echo:" + SIP, (ip, reply.port))
+        assert engine.received[-1] == (SIP, (ip, caller.getsockname()[1]), reply)
+        assert transport.stats["send_errors"] == 0
+    assert raw.fileno() == -1  # the transport closed the socket it owned
+
+
+def test_fallback_sends_leave_from_a_listening_socket(engine: Echo) -> None:
+    """A send whose socket does not fit the destination's family goes out from a
+    listening socket of the right family, never from a reply socket."""
+    four = Sock("udp", "127.0.0.1", free_port())
+    six = Sock("udp", "::1", free_port(ip="::1"))
+    replies = [reply_socket("::1"), reply_socket("127.0.0.1")]
+    with (
+        Running(engine, [four, six], TransportOptions(), replies),
+        udp_client("::1") as client,
+        udp_client() as sink,
+    ):
+        port = sink.getsockname()[1]
+        client.sendto(b"to:udp:127.0.0.1:%d:crossed" % port, ("::1", six.port))
+        data, addr = sink.recvfrom(100)
+        assert (data, addr) == (b"crossed", ("127.0.0.1", four.port))
+
+
+def test_a_reply_socket_that_does_not_match_is_refused(engine: Echo) -> None:
+    listen = Sock("udp", "127.0.0.1", free_port())
+    good, good_raw = reply_socket("127.0.0.1")
+    _, raw = reply_socket("127.0.0.1")
+    wrong = Sock("udp", "127.0.0.1", good.port)  # names another socket's port
+    transport = Transport(engine, [listen], reply_sockets=[(good, good_raw), (wrong, raw)])
+    with pytest.raises(BindError, match=rf"reply socket udp:127.0.0.1:{good.port} does not match"):
+        transport.bind()
+    assert (good_raw.fileno(), raw.fileno()) == (-1, -1)
+    check_free(listen)  # the listening socket was closed again
+    # a bind error on a listening socket closes the reply sockets not yet adopted
+    _, raw = reply_socket("127.0.0.1")
+    transport = Transport(
+        engine,
+        [Sock("udp", "192.0.2.1", 5060)],
+        reply_sockets=[(Sock("udp", "127.0.0.1", raw.getsockname()[1]), raw)],
+    )
+    with pytest.raises(BindError, match=r"cannot bind udp:192\.0\.2\.1:5060"):
+        transport.bind()
+    assert raw.fileno() == -1
