@@ -426,16 +426,21 @@ def start_proxy(
     *,
     children: int,
     port: int | None = None,
+    edit: Callable[[str], str] | None = None,
 ) -> Proxy:
-    """Run ``examples/<example>.cfg`` (ports rewritten) in ``impl`` and wait until it
-    answers an OPTIONS; fail the test with the proxy's log if it does not."""
+    """Run ``examples/<example>.cfg`` (ports rewritten, then passed through ``edit`` if
+    given, e.g. to add short tm timers) in ``impl`` and wait until it answers an
+    OPTIONS; fail the test with the proxy's log if it does not."""
     if port is None:
         port = free_udp_ports(1)[0]
     rundir = services.workdir / f"{impl}-{example}-{port}"
     rundir.mkdir()
     cfg = rundir / f"{example}.cfg"
     source = (EXAMPLES / f"{example}.cfg").read_text(encoding="utf-8")
-    cfg.write_text(rewrite_ports(source, port, backend_ports), encoding="utf-8")
+    text = rewrite_ports(source, port, backend_ports)
+    if edit is not None:
+        text = edit(text)
+    cfg.write_text(text, encoding="utf-8")
     if impl == "kamailio":
         argv = kamailio_command(cfg, rundir, children)
     elif impl == "kcc":
@@ -476,6 +481,8 @@ class Uas:
     port: int
     service: Service
     calls_log: Path
+    #: SIPp's ``-trace_msg`` log (every message sent and received), when asked for
+    messages_log: Path | None = None
 
     def invites(self) -> list[str]:
         """The Call-IDs of the INVITEs this UAS took, one per call (a retransmission is
@@ -487,13 +494,13 @@ class Uas:
         return [line.split(" ", 1)[1] for line in lines if line.startswith("INVITE ")]
 
 
-def sipp_base(scenario: str, local_port: int) -> list[str]:
+def sipp_base(scenario: str, local_port: int, local_ip: str = "127.0.0.1") -> list[str]:
     return [
         "sipp",
         "-sf",
         str(SCENARIOS / scenario),
         "-i",
-        "127.0.0.1",
+        local_ip,
         "-p",
         str(local_port),
         "-buff_size",
@@ -502,11 +509,15 @@ def sipp_base(scenario: str, local_port: int) -> list[str]:
     ]
 
 
-def start_uas(services: Services, port: int) -> Uas:
-    """A SIPp backend (``scenarios/uas.xml``) on 127.0.0.1:``port``."""
+def start_uas(
+    services: Services, port: int, scenario: str = "uas.xml", *, trace_msg: bool = False
+) -> Uas:
+    """A SIPp backend (``scenarios/<scenario>``) on 127.0.0.1:``port``; with
+    ``trace_msg``, every message it sends and receives is logged (``Uas.messages_log``)."""
     log = services.workdir / f"uas-{port}.calls"
+    messages = services.workdir / f"uas-{port}.messages" if trace_msg else None
     argv = [
-        *sipp_base("uas.xml", port),
+        *sipp_base(scenario, port),
         "-trace_logs",
         "-log_file",
         str(log),
@@ -514,6 +525,8 @@ def start_uas(services: Services, port: int) -> Uas:
         "-error_file",
         str(services.workdir / f"uas-{port}.errors"),
     ]
+    if messages is not None:
+        argv += ["-trace_msg", "-message_file", str(messages)]
     service = services.add(
         spawn(
             f"uas:{port}",
@@ -527,7 +540,7 @@ def start_uas(services: Services, port: int) -> Uas:
         pytest.fail(f"SIPp UAS on port {port} did not bind:\n{service.log_tail()}")
     if not service.alive():
         pytest.fail(f"SIPp UAS on port {port} exited:\n{service.log_tail()}")
-    return Uas(port, service, log)
+    return Uas(port, service, log, messages)
 
 
 def start_backends(services: Services) -> tuple[Uas, Uas]:
@@ -562,17 +575,22 @@ def run_uac(
     rate: int,
     socket_per_call: bool = False,
     timeout: float = 60.0,
+    scenario: str = "uac.xml",
+    local_ip: str = "127.0.0.1",
 ) -> UacResult:
-    """``calls`` calls of ``scenarios/uac.xml`` through the proxy at ``rate`` calls/s;
-    ``socket_per_call`` is SIPp's ``-t un`` (a source port per call, so SO_REUSEPORT
-    spreads the calls over every worker)."""
+    """``calls`` calls of ``scenarios/<scenario>`` through the proxy at ``rate`` calls/s,
+    sent from ``local_ip`` (any 127/8 address works on ``lo``); ``socket_per_call`` is
+    SIPp's ``-t un`` (a source port per call, so SO_REUSEPORT spreads the calls over
+    every worker). ``UacResult.backends`` holds the second word of each
+    ``<call number> <word>`` line the scenario logs, when it is a number (the UAS port
+    for ``uac.xml``, the final status code for ``uac_fail.xml``)."""
     (local_port,) = free_udp_ports(1)
     tag = f"uac-{local_port}"
     calls_log = services.workdir / f"{tag}.calls"
     stat = services.workdir / f"{tag}.csv"
     errors = services.workdir / f"{tag}.errors"
     argv = [
-        *sipp_base("uac.xml", local_port),
+        *sipp_base(scenario, local_port, local_ip),
         "-m",
         str(calls),
         "-r",

@@ -1,0 +1,379 @@
+"""The chapter's stateful balancers with real SIP traffic (issue 6 acceptance): SIPp
+UAC -> proxy -> two SIPp UAS, in Kamailio 5.6 and in the proxy kcc builds from the
+same config, with the same exact expectations (Kamailio is the oracle).
+
+- ``stateful_rr``: full calls INVITE/100/180/200/ACK/BYE/200. The proxy record-routes
+  (rr's ``record_route()`` adds ``Record-Route: <sip:IP:PORT;lr;ftag=FROMTAG>``), so the UAC sends
+  the ACK and the BYE to the proxy with that Route set; ``loose_route()`` consumes the
+  Route naming the proxy and relays them to the Request-URI (the UAS's Contact). The
+  UAS must see them with the proxy's Via on top and no Route left. The shared
+  ``$shv(i)`` makes the calls alternate between the backends, whichever worker takes
+  them (``children=2`` with a source port per call, so kcc's workers all get traffic).
+- CANCEL after the 180: the proxy answers the CANCEL 200 itself and relays it to the
+  branch (tm), the backend answers 487, the UAC gets the 487, and nothing is
+  re-routed: the other backend receives nothing (with ``failover_rr`` too, whose
+  failure_route starts with ``if (t_is_canceled()) exit;``).
+- ``failover_rr``: a backend that answers 500, or never answers (tm's ``fr_timer``
+  fires and tm answers 408 locally; the test's cfg copy sets ``fr_timer`` and
+  ``fr_inv_timer`` to 2 s), makes ``failure_route[MANAGE_FAILURE]`` send the INVITE to
+  the other backend, where every call completes. When both fail, the caller gets the
+  final reply of the second branch only (``failure_reply_mode`` 3). A caller outside
+  127.0.0.0/24 and 127.0.1.0/24 gets ``403 Forbidden`` from sl and no backend sees it.
+
+Every test runs with ``children=1`` and ``children=2``; with two workers a UAC that
+places several calls uses a source port per call (SIPp ``-t un``), so SO_REUSEPORT
+hands kcc's workers different calls while the backends' replies come in on flows of
+their own: replies, ACKs, BYEs and CANCELs must find their transaction whichever worker
+reads them (Kamailio's workers all read one socket and share the transaction table).
+
+The UAC never retransmits (SIPp ``-nr``): on loopback nothing is lost, and the counts
+stay exact. The book's ACK trap (an ACK for a negative reply has a To-tag and no
+Route, so ``route[WITHINDLG]`` drops it and tm keeps retransmitting the reply) is
+left as written: the retransmitted 487/408/500 reach a UAC call that has ended and
+SIPp discards them, which no assertion here depends on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+import pytest
+
+from tests.integration.conftest import (
+    IMPLS,
+    Services,
+    Uas,
+    free_udp_ports,
+    needs_sipp,
+    run_uac,
+    start_proxy,
+    start_uas,
+    stop_uas,
+)
+
+pytestmark = [
+    needs_sipp,
+    pytest.mark.parametrize("impl", IMPLS),
+    pytest.mark.parametrize("children", [1, 2]),
+]
+
+#: the tm timers of the failure tests' cfg copies, in ms (fr_timer applies while no
+#: provisional reply came, fr_inv_timer after one: set both)
+FR_TIMER_MS = 2000
+SHORT_TIMERS = (
+    f'modparam("tm", "fr_timer", {FR_TIMER_MS})\nmodparam("tm", "fr_inv_timer", {FR_TIMER_MS})\n'
+)
+
+
+def short_timers(text: str) -> str:
+    """The cfg with tm's final-response timers set to ``FR_TIMER_MS`` (added after the
+    ``failure_reply_mode`` modparam, the cfg's only tm modparam)."""
+    anchor = 'modparam("tm", "failure_reply_mode", 3)\n'
+    assert anchor in text
+    return text.replace(anchor, anchor + SHORT_TIMERS)
+
+
+def alternating(first: int, second: int, calls: int) -> tuple[int, ...]:
+    return tuple(first if n % 2 == 0 else second for n in range(calls))
+
+
+# -- what a UAS received (SIPp -trace_msg) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """A request as a SIPp UAS received it: request line and headers (names lowercased,
+    in order), with SIPp's timestamp of its arrival."""
+
+    at: datetime
+    method: str
+    ruri: str
+    headers: tuple[tuple[str, str], ...]
+
+    def all(self, name: str) -> list[str]:
+        return [value for hname, value in self.headers if hname == name]
+
+    def one(self, name: str) -> str:
+        values = self.all(name)
+        assert len(values) == 1, f"{name}: {values} in {self.method} {self.ruri}"
+        return values[0]
+
+
+#: SIPp's -trace_msg block header: dashes, the local time, then the direction line
+BLOCK = re.compile(
+    r"^-+ (\d{4}-\d\d-\d\d\t?\s*\d\d:\d\d:\d\d\.\d+)\s*\n"
+    r"UDP message received \[\d+\] bytes :\n\n(.*?)(?=^-{10,} |\Z)",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def received_requests(uas: Uas) -> list[Received]:
+    """Every request ``uas`` received, in order (stop the UAS first: SIPp flushes its
+    logs on exit). Retransmissions absorbed by SIPp are listed too."""
+    assert uas.messages_log is not None
+    try:
+        text = uas.messages_log.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    requests: list[Received] = []
+    for match in BLOCK.finditer(text.replace("\r\n", "\n")):
+        stamp = re.sub(r"\s+", " ", match.group(1))
+        lines = match.group(2).strip("\n").split("\n")
+        start = lines[0].split(" ")
+        if len(start) != 3 or start[0] == "SIP/2.0":
+            continue
+        headers: list[tuple[str, str]] = []
+        for line in lines[1:]:
+            if not line:
+                break
+            name, _, value = line.partition(":")
+            headers.append((name.strip().lower(), value.strip()))
+        requests.append(
+            Received(
+                datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f"),
+                start[0],
+                start[1],
+                tuple(headers),
+            )
+        )
+    return requests
+
+
+def firsts(requests: list[Received], method: str) -> dict[str, Received]:
+    """The first ``method`` request of each Call-ID (retransmissions left out)."""
+    found: dict[str, Received] = {}
+    for request in requests:
+        if request.method == method:
+            found.setdefault(request.one("call-id"), request)
+    return found
+
+
+def via_sent_bys(request: Received) -> list[str]:
+    """``host:port`` of each Via, topmost first (a sender may put several Vias on one
+    line, comma-separated, RFC 3261 §7.3.1)."""
+    sent_bys: list[str] = []
+    for line in request.all("via"):
+        for via in line.split(","):
+            match = re.match(r"SIP/2\.0/UDP ([^;\s]+)", via.strip())
+            assert match is not None, via
+            sent_bys.append(match.group(1))
+    return sent_bys
+
+
+def check_proxy_vias(request: Received, proxy_port: int, children: int) -> None:
+    """``request`` came through the proxy: two Vias, the proxy's on top of the UAC's
+    (the address in the From URI). With one worker the proxy's Via names its listen
+    address, as Kamailio's always does; with several, kcc's workers each advertise a
+    reply port of their own in Via (issue 6, item 5, docs/architecture.md), so only
+    the host is compared."""
+    proxy_via, uac_via = via_sent_bys(request)
+    uac = re.search(r"<sip:[^@>]*@([^;>]+)>", request.one("from"))
+    assert uac is not None
+    assert uac_via == uac.group(1)
+    if children == 1:
+        assert proxy_via == f"127.0.0.1:{proxy_port}"
+    else:
+        assert proxy_via.startswith("127.0.0.1:")
+        assert proxy_via != uac_via
+
+
+def start_pair(services: Services, scenario: str) -> tuple[Uas, Uas]:
+    """Two SIPp backends running ``scenario``, logging every message (-trace_msg)."""
+    first, second = free_udp_ports(2)
+    return (
+        start_uas(services, first, scenario, trace_msg=True),
+        start_uas(services, second, scenario, trace_msg=True),
+    )
+
+
+# -- stateful round robin ---------------------------------------------------------------
+
+
+def test_stateful_rr_full_calls_are_loose_routed(
+    impl: str, children: int, services: Services
+) -> None:
+    uas1, uas2 = start_pair(services, "uas_rr.xml")
+    proxy = start_proxy(services, impl, "stateful_rr", (uas1.port, uas2.port), children=children)
+    result = run_uac(
+        services,
+        proxy.port,
+        calls=20,
+        rate=10,
+        scenario="uac_rr.xml",
+        socket_per_call=children > 1,
+    )
+    stop_uas(uas1, uas2)
+    assert (result.returncode, result.successful, result.failed) == (0, 20, 0), result.output
+    # $shv(i) starts at 0 and is incremented first: the first INVITE goes to 5081's stand-in
+    assert result.backends == alternating(uas1.port, uas2.port, 20)
+    proxy_addr = f"127.0.0.1:{proxy.port}"
+    for uas in (uas1, uas2):
+        requests = received_requests(uas)
+        invites, acks, byes = (firsts(requests, m) for m in ("INVITE", "ACK", "BYE"))
+        assert len(invites) == 10
+        assert set(acks) == set(invites)
+        assert set(byes) == set(invites)
+        assert Counter(r.method for r in requests) == {"INVITE": 10, "ACK": 10, "BYE": 10}
+        for invite in invites.values():
+            assert invite.ruri == f"sip:service@127.0.0.1:{uas.port}"
+            # rr's append_fromtag (on by default) adds the From-tag as ftag
+            from_tag = invite.one("from").split(";tag=", 1)[1]
+            assert invite.all("record-route") == [f"<sip:{proxy_addr};lr;ftag={from_tag}>"]
+            check_proxy_vias(invite, proxy.port, children)
+            assert invite.all("route") == []
+        for request in (*acks.values(), *byes.values()):
+            # loose-routed: sent to the proxy with Route: <sip:proxy;lr>, which the
+            # proxy consumed before relaying to the Request-URI (the UAS's Contact)
+            assert request.ruri == f"sip:uas@127.0.0.1:{uas.port}"
+            assert request.all("route") == []
+            check_proxy_vias(request, proxy.port, children)
+
+
+@pytest.mark.parametrize("example", ["stateful_rr", "failover_rr"])
+def test_cancel_after_180_gets_487_and_no_reroute(
+    impl: str, children: int, example: str, services: Services
+) -> None:
+    uas1, uas2 = start_pair(services, "uas_cancel.xml")
+    proxy = start_proxy(services, impl, example, (uas1.port, uas2.port), children=children)
+    result = run_uac(services, proxy.port, calls=1, rate=1, scenario="uac_cancel.xml")
+    stop_uas(uas1, uas2)
+    # the UAC got the 180, the 200 for its CANCEL and the 487 for its INVITE
+    assert (result.returncode, result.successful, result.failed) == (0, 1, 0), result.output
+    assert result.backends == (uas1.port,)
+    requests = received_requests(uas1)
+    (call_id,) = firsts(requests, "INVITE")
+    assert list(firsts(requests, "CANCEL")) == [call_id]
+    # the hop-by-hop ACK tm sends for the 487
+    assert list(firsts(requests, "ACK")) == [call_id]
+    assert [r.method for r in requests] == ["INVITE", "CANCEL", "ACK"]
+    cancel = firsts(requests, "CANCEL")[call_id]
+    assert cancel.one("cseq") == "1 CANCEL"
+    # relayed hop by hop (RFC 3261 §9.1): one Via, the top Via of the INVITE it cancels,
+    # branch included, so that the UAS matches it to its INVITE transaction
+    invite = firsts(requests, "INVITE")[call_id]
+    assert cancel.all("via") == [invite.all("via")[0].split(",")[0].strip()]
+    assert cancel.ruri == invite.ruri
+    check_proxy_vias(invite, proxy.port, children)
+    # not re-routed: the other backend saw nothing
+    assert received_requests(uas2) == []
+    assert uas2.invites() == []
+
+
+# -- failure routing ----------------------------------------------------------------------
+
+
+def test_backend_500_calls_complete_on_the_other(
+    impl: str, children: int, services: Services
+) -> None:
+    port1, port2 = free_udp_ports(2)
+    failing = start_uas(services, port1, "uas_500.xml", trace_msg=True)
+    working = start_uas(services, port2, "uas_rr.xml", trace_msg=True)
+    proxy = start_proxy(services, impl, "failover_rr", (port1, port2), children=children)
+    result = run_uac(
+        services,
+        proxy.port,
+        calls=10,
+        rate=10,
+        scenario="uac_rr.xml",
+        socket_per_call=children > 1,
+    )
+    stop_uas(failing, working)
+    assert (result.returncode, result.successful, result.failed) == (0, 10, 0), result.output
+    assert result.backends == (port2,) * 10
+    failed = firsts(received_requests(failing), "INVITE")
+    completed = firsts(received_requests(working), "INVITE")
+    # odd calls went to 5081's stand-in first, answered 500, were re-routed
+    assert len(failed) == 5
+    assert len(completed) == 10
+    assert set(failed) < set(completed)
+    # tm ACKed every 500 hop by hop
+    assert set(firsts(received_requests(failing), "ACK")) == set(failed)
+
+
+def test_silent_backend_times_out_and_calls_are_rerouted(
+    impl: str, children: int, services: Services
+) -> None:
+    port1, port2 = free_udp_ports(2)
+    silent = start_uas(services, port1, "uas_silent.xml", trace_msg=True)
+    working = start_uas(services, port2, "uas_rr.xml", trace_msg=True)
+    proxy = start_proxy(
+        services, impl, "failover_rr", (port1, port2), children=children, edit=short_timers
+    )
+    result = run_uac(
+        services,
+        proxy.port,
+        calls=4,
+        rate=10,
+        scenario="uac_rr.xml",
+        socket_per_call=children > 1,
+    )
+    stop_uas(silent, working)
+    assert (result.returncode, result.successful, result.failed) == (0, 4, 0), result.output
+    assert result.backends == (port2,) * 4
+    timed_out = firsts(received_requests(silent), "INVITE")
+    completed = firsts(received_requests(working), "INVITE")
+    assert len(timed_out) == 2
+    assert len(completed) == 4
+    assert set(timed_out) < set(completed)
+    for call_id, first in timed_out.items():
+        # re-routed when fr_timer fired: not before it, and long before the next retry
+        delay = (completed[call_id].at - first.at).total_seconds()
+        assert FR_TIMER_MS / 1000 - 0.1 <= delay <= FR_TIMER_MS / 1000 + 1.5, delay
+
+
+def test_both_backends_failing_relays_the_last_error(
+    impl: str, children: int, services: Services
+) -> None:
+    port1, port2 = free_udp_ports(2)
+    failing = start_uas(services, port1, "uas_500.xml", trace_msg=True)
+    silent = start_uas(services, port2, "uas_silent.xml", trace_msg=True)
+    proxy = start_proxy(
+        services, impl, "failover_rr", (port1, port2), children=children, edit=short_timers
+    )
+    result = run_uac(
+        services,
+        proxy.port,
+        calls=2,
+        rate=10,
+        scenario="uac_fail.xml",
+        socket_per_call=children > 1,
+    )
+    stop_uas(failing, silent)
+    assert (result.returncode, result.successful, result.failed) == (0, 2, 0), result.output
+    # call 1: 500 from 5081's stand-in, re-routed, then the silent one times out: 408;
+    # call 2: the silent one times out, re-routed, then 500. failure_reply_mode 3: only
+    # the last branch's reply counts
+    assert result.backends == (408, 500)
+    assert len(firsts(received_requests(failing), "INVITE")) == 2
+    assert len(firsts(received_requests(silent), "INVITE")) == 2
+
+
+def test_caller_outside_allowed_subnets_gets_403(
+    impl: str, children: int, services: Services
+) -> None:
+    uas1, uas2 = start_pair(services, "uas_rr.xml")
+    proxy = start_proxy(services, impl, "failover_rr", (uas1.port, uas2.port), children=children)
+    refused = run_uac(
+        services,
+        proxy.port,
+        calls=2,
+        rate=10,
+        scenario="uac_fail.xml",
+        local_ip="127.0.2.1",
+        socket_per_call=children > 1,
+    )
+    # 127.0.1.0/24 is allowed: this call completes, on the first backend since the
+    # refused INVITEs never reached the round robin
+    allowed = run_uac(
+        services, proxy.port, calls=1, rate=1, scenario="uac_rr.xml", local_ip="127.0.1.1"
+    )
+    stop_uas(uas1, uas2)
+    assert (refused.returncode, refused.successful, refused.failed) == (0, 2, 0), refused.output
+    assert refused.backends == (403, 403)
+    assert (allowed.returncode, allowed.successful, allowed.failed) == (0, 1, 0), allowed.output
+    assert allowed.backends == (uas1.port,)
+    assert len(received_requests(uas1)) == 3  # the allowed call's INVITE, ACK and BYE
+    assert received_requests(uas2) == []
