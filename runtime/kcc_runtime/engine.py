@@ -117,6 +117,9 @@ __all__ = [
 
 log = logging.getLogger("kcc_runtime.core")
 
+#: sl_reply_error's reason for an unspecified error (``err2reason_phrase``, E_UNSPEC)
+SL_ERROR_REASON: Final = "I'm terribly sorry, server error occurred (1/SL)"
+
 #: Kamailio 5.6's ``Server:`` line (``server_header`` overrides it,
 #: ``server_signature=no`` removes it)
 DEFAULT_SERVER_HEADER: Final = "Server: kamailio (5.6.3 (x86_64/linux))"
@@ -562,10 +565,13 @@ class Proxy:
         return self._sl_reply(ctx, code, reason, self._local_of(ctx))
 
     def send_error_reply(self, ctx: Context) -> int:
-        """No internal error is recorded by this runtime: Kamailio's default, 500."""
-        rc = self._sl_reply(ctx, 500, "Server Internal Error", self._local_of(ctx))
+        """sl's ``sl_reply_error``: the runtime records no internal error codes, so this
+        is Kamailio's reply for an unspecified one (``E_UNSPEC``), as 5.6.3 sent it
+        after a failed ``t_relay``: ``500 I'm terribly sorry, server error occurred
+        (1/SL)``."""
+        rc = self._sl_reply(ctx, 500, SL_ERROR_REASON, self._local_of(ctx))
         if rc > 0:
-            log.error("stateless error reply used: Server Internal Error")
+            log.error("stateless error reply used: %s", SL_ERROR_REASON)
         return rc
 
     def forward(self, ctx: Context, proto: str | None, host: str | None, port: int | None) -> int:

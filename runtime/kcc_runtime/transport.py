@@ -59,7 +59,10 @@ responses come back on the connection the worker opened.
 **Timer.** Every ``timer_interval`` seconds the engine's ``on_timer(now)`` runs
 (htable expiry and the like), idle TCP connections are closed, and an optional
 ``watchdog`` is asked whether to keep running (a worker whose supervisor is gone
-stops).
+stops). The transaction timers need more precision (INVITE retransmissions every
+0.5 s): after every message and tick the transport asks the engine's
+``next_timer()`` and wakes up exactly then (one ``call_later`` handle, moved only
+earlier).
 
 Nothing the network sends can raise out of a callback: errors are counted in
 :attr:`Transport.stats` and logged; an exception from the engine (a bug: it never
@@ -405,6 +408,9 @@ class Transport(Generic[S]):
         self._conns: dict[tuple[str, int], _TcpConn[S]] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._timer: asyncio.TimerHandle | None = None
+        #: the wake-up for the engine's next transaction timer, and when it is due
+        self._due_handle: asyncio.TimerHandle | None = None
+        self._due: float | None = None
         self._watchdog: Callable[[], bool] | None = None
         self._bound = False
 
@@ -515,6 +521,10 @@ class Transport(Generic[S]):
     def _shutdown(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._due_handle is not None:
+            self._due_handle.cancel()
+            self._due_handle = None
+            self._due = None
         for entry in self._udp:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(entry.sock.fileno())
@@ -545,6 +555,12 @@ class Transport(Generic[S]):
 
     def _udp_readable(self, entry: _Udp[S]) -> None:
         """Drain up to ``batch`` datagrams (the fast path: no per-packet wake-up)."""
+        try:
+            self._drain(entry)
+        finally:
+            self._arm()
+
+    def _drain(self, entry: _Udp[S]) -> None:
         recvfrom = entry.sock.recvfrom
         engine = self.engine
         local = entry.local
@@ -574,6 +590,37 @@ class Transport(Generic[S]):
             return
         if outs:
             self._send(outs)
+        self._arm()
+
+    # -- the transaction timers ---------------------------------------------------------
+
+    def _arm(self) -> None:
+        """Wake up when the engine's next transaction timer is due (retransmissions
+        every 0.5 s and more must not wait for the 1 s housekeeping tick)."""
+        next_timer = getattr(self.engine, "next_timer", None)
+        loop = self.loop
+        if next_timer is None or loop is None:
+            return
+        due: float | None = next_timer()
+        if due is None or (self._due is not None and self._due <= due):
+            return
+        if self._due_handle is not None:
+            self._due_handle.cancel()
+        self._due = due
+        self._due_handle = loop.call_later(max(0.001, due - self.clock()), self._due_tick)
+
+    def _due_tick(self) -> None:
+        self._due = None
+        self._due_handle = None
+        try:
+            outs = self.engine.on_timer(self.clock())
+        except Exception:
+            self.stats["engine_errors"] += 1
+            log.exception("engine timer failed")
+            outs = ()
+        if outs:
+            self._send(outs)
+        self._arm()
 
     # -- sending ----------------------------------------------------------------------
 
@@ -693,3 +740,4 @@ class Transport(Generic[S]):
             loop.stop()
             return
         self._timer = loop.call_later(self.options.timer_interval, self._tick)
+        self._arm()

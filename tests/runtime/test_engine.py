@@ -601,7 +601,7 @@ def test_send_error_reply_is_500() -> None:
 
     p = proxy(Router(config=Config(), request=route))
     [out] = p.receive(OPTIONS, CLIENT, p.sockets[0])
-    assert out.data.startswith(b"SIP/2.0 500 Server Internal Error\r\n")
+    assert out.data.startswith(b"SIP/2.0 500 I'm terribly sorry, server error occurred (1/SL)\r\n")
 
 
 def test_route_exception_contained_and_nothing_sent() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -375,3 +376,36 @@ def test_a_reply_socket_that_does_not_match_is_refused(engine: Echo) -> None:
     with pytest.raises(BindError, match=r"cannot bind udp:192\.0\.2\.1:5060"):
         transport.bind()
     assert raw.fileno() == -1
+
+
+@dataclass
+class Timed(Echo):
+    """An engine with a transaction timer due ``delay`` s after each message, as tm's
+    retransmission timers are (0.5 s for an INVITE over UDP)."""
+
+    delay: float = 0.05
+    due: float | None = None
+
+    def receive(self, data: bytes, src: tuple[str, int], local: Sock) -> list[Out]:
+        self.due = time.time() + self.delay
+        return super().receive(data, src, local)
+
+    def next_timer(self) -> float | None:
+        return self.due
+
+    def on_timer(self, now: float) -> list[Out]:
+        if self.due is not None and now >= self.due:
+            self.due = None
+        return super().on_timer(now)
+
+
+def test_transaction_timers_fire_when_due_not_at_the_housekeeping_tick() -> None:
+    # the housekeeping tick is an hour away: only next_timer() can wake the engine
+    engine = Timed()
+    local = Sock("udp", "127.0.0.1", free_port())
+    with udp_client() as client, Running(engine, [local], TransportOptions(timer_interval=3600)):
+        client.sendto(b"INVITE", (local.ip, local.port))
+        assert client.recv(100) == b"echo:INVITE"
+        assert engine.timer_event.wait(TIMEOUT)
+        assert engine.timer_calls == 1
+        assert engine.due is None
