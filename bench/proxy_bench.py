@@ -1,0 +1,674 @@
+"""Proxy bench: the kcc proxy against Kamailio 5.6 on the chapter's two balancers.
+
+    unshare -n sh -c 'ip link set lo up && exec .venv/bin/python bench/proxy_bench.py'
+
+(any loopback works; a private network namespace keeps the bench off everyone else's
+ports). Issues 5 and 6 ask for the proxy's CPU time per call and the highest rate held
+with < 1 % failed calls, side by side with Kamailio on the same config and ``children``,
+in one run, with the ratio. Two benches, one table each:
+
+- ``stateless_rr_var`` (issue 5): ``examples/stateless_rr_var.cfg``; only INVITE and its
+  replies cross the proxy (the balancer does not record-route: ACK and BYE go straight
+  to the UAS), SIPp ``uac.xml``/``uas.xml``. Field notes: Kamailio spends 0.040-0.060 ms
+  of CPU per call with one worker.
+- ``stateful_rr`` (issue 6): ``examples/stateful_rr.cfg``; tm relays the INVITE
+  statefully and record-routes it, so the whole call INVITE/100/180/200/ACK/BYE/200
+  crosses the proxy (ACK and BYE loose-routed), SIPp ``uac_rr.xml``/``uas_rr.xml``.
+  Field notes: Kamailio spends 0.22-0.24 ms per full call with one worker and
+  saturates one core at ~4,500 calls/s; it needs ``-m 1024`` (MB of shared memory)
+  at rate, or tm runs out of memory at ~450 calls/s with 64 MB.
+
+What it does per bench, on 127.0.0.1 and free ports only:
+
+1. Builds the config with its ports rewritten into a kcc proxy (``kcc build``) and a
+   Kamailio cfg; starts two fresh SIPp UAS backends.
+2. CPU: ``--rounds`` rounds, each running Kamailio then kcc (A B A B, so drift in the
+   machine's load hits both) at the bench's fixed rate for ``--seconds``. The proxy is
+   started fresh for each run; its CPU time is the user+system time of the whole
+   process tree (supervisor and workers, ``/proc/<pid>/stat`` fields 14-17, reaped
+   children included) read just before and just after the SIPp UAC run, per
+   successful call. The table shows the median over rounds.
+3. Capacity: a step search over the bench's rates (each run ``--step-seconds`` long),
+   again alternating Kamailio and kcc at each rate; an implementation drops out at the
+   first rate where >= 1 % of calls fail or SIPp could not place them all, and the
+   highest rate before that is "held".
+
+SIPp always gets ``-buff_size 4194304``; every run is bounded by ``-m`` and an outer
+timeout, and calls that get no answer fail after ``-recv_timeout`` rather than SIPp's
+32 s of retransmissions. Both benches together stay under 10 minutes with the
+defaults; ``--quick`` (one CPU round, shorter runs, fewer steps) under 3 minutes.
+
+If the kcc proxy cannot be built or does not serve, the bench still runs Kamailio and
+prints the kcc column as "missing". It asserts nothing: it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "tests" / "integration" / "scenarios"
+SIPP_BUFF_SIZE = "4194304"
+EXAMPLE_LISTEN = "127.0.0.1:5060"
+EXAMPLE_BACKENDS = ("127.0.0.1:5081", "127.0.0.1:5082")
+ALLOW_DST = "127.0.0.0/8,::1"
+IMPLS = ("kamailio", "kcc")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One bench: a config, the SIPp scenarios that drive it, its rates and the shared
+    memory Kamailio gets (``-m``, MB)."""
+
+    name: str
+    cfg: Path
+    uac: str
+    uas: str
+    rate: int  # fixed rate of the CPU runs
+    steps: tuple[int, ...]  # rates of the step search, ascending
+    quick_steps: tuple[int, ...]
+    kamailio_shm_mb: int
+
+
+PROFILES = {
+    "stateless_rr_var": Profile(
+        name="stateless_rr_var",
+        cfg=REPO / "examples" / "stateless_rr_var.cfg",
+        uac="uac.xml",
+        uas="uas.xml",
+        rate=2000,
+        steps=(1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000),
+        quick_steps=(1000, 3000, 6000, 10000),
+        kamailio_shm_mb=256,
+    ),
+    "stateful_rr": Profile(
+        name="stateful_rr",
+        cfg=REPO / "examples" / "stateful_rr.cfg",
+        uac="uac_rr.xml",
+        uas="uas_rr.xml",
+        rate=500,
+        steps=(250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000, 6000),
+        quick_steps=(250, 500, 1000, 2000, 4000),
+        kamailio_shm_mb=1024,
+    ),
+}
+
+
+class UnavailableError(Exception):
+    """The implementation cannot be run (not built, not serving): its column is missing."""
+
+
+# -- processes and ports ----------------------------------------------------------------
+
+
+def free_udp_ports(count: int) -> list[int]:
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def udp_bound(port: int) -> bool:
+    suffix = f":{port:04X}"
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text(encoding="ascii").splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 1 and fields[1].endswith(suffix):
+                    return True
+    return False
+
+
+def exited(pid: int) -> bool:
+    """Whether our child ``pid`` has exited, without reaping it (``WNOWAIT``)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def stop(popen: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop one process we started, by its PID: ``sig``, up to 5 s to exit, then SIGKILL
+    to what is left of its process group (its own session: only our processes), killed
+    before the leader is reaped so the group id cannot have been reused. Kamailio 5.6
+    with cfgutils locks sometimes deadlocks in its SIGTERM shutdown, workers included."""
+    if popen.returncode is None:
+        if not exited(popen.pid):
+            with contextlib.suppress(ProcessLookupError):
+                popen.send_signal(sig)
+            deadline = time.monotonic() + 5
+            while not exited(popen.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait(timeout=10)
+
+
+def tree_cpu_seconds(root: int) -> tuple[float, float]:
+    """User + system CPU seconds of ``root`` and every live descendant, plus what their
+    reaped children used (``/proc/PID/stat`` utime, stime, cutime, cstime); and the
+    root's own share (the supervisor, or Kamailio's main process)."""
+    parents: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[pid] = int(rest[1])
+        times[pid] = sum(int(value) for value in rest[11:15])
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parents.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return sum(times.get(pid, 0) for pid in tree) / CLK_TCK, times.get(root, 0) / CLK_TCK
+
+
+def options_answered(port: int, timeout: float) -> bool:
+    """Whether an OPTIONS to 127.0.0.1:``port`` gets any SIP reply within ``timeout``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        local = sock.getsockname()[1]
+        call_id = secrets.token_hex(8)
+        request = (
+            f"OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{call_id};rport\r\n"
+            f"From: <sip:bench@127.0.0.1>;tag={call_id}\r\n"
+            f"To: <sip:ping@127.0.0.1:{port}>\r\n"
+            f"Call-ID: {call_id}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode("ascii")
+        sock.sendto(request, ("127.0.0.1", port))
+        sock.settimeout(timeout)
+        try:
+            return sock.recv(65535).startswith(b"SIP/2.0 ")
+        except TimeoutError:
+            return False
+
+
+# -- the proxies ------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    profile: Profile
+    workdir: Path
+    cfg_text: str
+    children: int
+    backends: tuple[int, int]
+    kcc_module: Path | None  # None: the kcc proxy is not available
+    kcc_missing_reason: str = ""
+
+
+def rewrite_ports(text: str, listen_port: int, backends: Sequence[int]) -> str:
+    if EXAMPLE_LISTEN not in text:
+        raise SystemExit(f"the config does not listen on {EXAMPLE_LISTEN}")
+    text = text.replace(EXAMPLE_LISTEN, f"127.0.0.1:{listen_port}")
+    for old, port in zip(EXAMPLE_BACKENDS, backends, strict=True):
+        text = text.replace(old, f"127.0.0.1:{port}")
+    return text
+
+
+def build_kcc(setup: Setup) -> None:
+    """``kcc build`` the config once (the listen port is overridden with ``--listen``
+    at each start) and check the module is a runnable proxy (``--help`` names
+    ``--listen``); otherwise record why the kcc column is missing."""
+    cfg = setup.workdir / "kcc.cfg"
+    cfg.write_text(rewrite_ports(setup.cfg_text, 5060, setup.backends), encoding="utf-8")
+    module = setup.workdir / "proxy.py"
+    kcc = Path(sys.executable).with_name("kcc")
+    built = subprocess.run(
+        [str(kcc), "build", str(cfg), "-o", str(module)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if built.returncode != 0:
+        setup.kcc_missing_reason = f"kcc build failed: {built.stderr.strip()[:300]}"
+        return
+    helped = subprocess.run(
+        [sys.executable, str(module), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if helped.returncode != 0 or "--listen" not in helped.stdout + helped.stderr:
+        setup.kcc_missing_reason = "the generated module is not a runnable proxy yet"
+        return
+    setup.kcc_module = module
+
+
+@contextlib.contextmanager
+def running_proxy(setup: Setup, impl: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Start ``impl`` on a free port; yields (process, port); stops it by PID."""
+    (port,) = free_udp_ports(1)
+    rundir = Path(tempfile.mkdtemp(prefix=f"{impl}-", dir=setup.workdir))
+    if impl == "kamailio":
+        cfg = rundir / "proxy.cfg"
+        cfg.write_text(rewrite_ports(setup.cfg_text, port, setup.backends), encoding="utf-8")
+        argv = ["kamailio", "-DD", "-E", "-f", str(cfg), "-Y", str(rundir), "-w", str(rundir)]
+        argv += ["-m", str(setup.profile.kamailio_shm_mb), "-n", str(setup.children)]
+    else:
+        if setup.kcc_module is None:
+            raise UnavailableError(setup.kcc_missing_reason)
+        argv = [sys.executable, str(setup.kcc_module), "--listen", f"udp:127.0.0.1:{port}"]
+        argv += ["--children", str(setup.children), "--allow-dst", ALLOW_DST]
+    log = rundir / "proxy.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while not options_answered(port, 0.3):
+            if exited(popen.pid) or time.monotonic() > deadline:
+                tail = log.read_text(encoding="utf-8", errors="replace")[-500:]
+                raise UnavailableError(f"{impl} did not start serving: {tail}")
+        yield popen, port
+    finally:
+        stop(popen)
+
+
+# -- SIPp -------------------------------------------------------------------------------
+
+
+def start_uas(workdir: Path, port: int, scenario: str) -> subprocess.Popen[bytes]:
+    argv = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port)]
+    argv += ["-buff_size", SIPP_BUFF_SIZE, "-nostdin"]
+    popen = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / f"uas-{port}.err").open("wb"),
+        cwd=workdir,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while not udp_bound(port):
+        if exited(popen.pid) or time.monotonic() > deadline:
+            stop(popen)
+            raise SystemExit(f"SIPp UAS on port {port} did not start")
+        time.sleep(0.05)
+    return popen
+
+
+@dataclass(frozen=True)
+class Run:
+    calls: int  # requested
+    created: int
+    successful: int
+    failed: int
+    cpu: float  # proxy tree CPU seconds over the run
+    cpu_main: float  # of which the root process (supervisor / Kamailio main)
+    wall: float
+
+    @property
+    def failed_ratio(self) -> float:
+        return (self.failed + self.calls - self.created) / self.calls
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return self.cpu / max(self.successful, 1) * 1000
+
+
+def sipp_uac(
+    workdir: Path,
+    proxy: subprocess.Popen[bytes],
+    port: int,
+    *,
+    calls: int,
+    rate: int,
+    spread: bool,
+    scenario: str,
+) -> Run:
+    """One bounded SIPp UAC run through the proxy, with the proxy tree's CPU time."""
+    (local,) = free_udp_ports(1)
+    stat = workdir / f"uac-{local}.csv"
+    argv = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(local)]
+    argv += ["-buff_size", SIPP_BUFF_SIZE, "-nostdin", "-m", str(calls), "-r", str(rate)]
+    argv += ["-recv_timeout", "3000", "-timeout", "120s", "-trace_stat", "-stf", str(stat)]
+    if spread:
+        argv += ["-t", "un", "-max_socket", "8192"]
+    argv.append(f"127.0.0.1:{port}")
+    before, before_main = tree_cpu_seconds(proxy.pid)
+    start = time.monotonic()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            cwd=workdir,
+            timeout=150,
+            check=False,
+        )
+    wall = time.monotonic() - start
+    after, after_main = tree_cpu_seconds(proxy.pid)
+    last: dict[str, str] = {}
+    if stat.exists():
+        with stat.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle, delimiter=";"))
+        if len(rows) >= 2:
+            last = dict(zip(rows[0], rows[-1], strict=False))
+    return Run(
+        calls=calls,
+        created=int(last.get("TotalCallCreated", "0")),
+        successful=int(last.get("SuccessfulCall(C)", "0")),
+        failed=int(last.get("FailedCall(C)", "0")),
+        cpu=after - before,
+        cpu_main=after_main - before_main,
+        wall=wall,
+    )
+
+
+# -- the bench --------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="ascii").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+
+    def first_line(argv: list[str]) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+        lines = [line.strip() for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+        return lines[0] if lines else "?"
+
+    return "\n".join(
+        [
+            f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, {model}",
+            f"kernel:  {platform.release()}",
+            f"python:  {platform.python_version()} ({sys.executable})",
+            f"kamailio: {first_line(['kamailio', '-v'])}",
+            f"sipp:    {first_line(['sipp', '-v'])}",
+        ]
+    )
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "missing" if value is None else format(value, spec)
+
+
+def ratio(kcc: float | None, kam: float | None) -> str:
+    if kcc is None or kam is None or kam == 0:
+        return "-"
+    return f"{kcc / kam:.2f}x"
+
+
+def rate_list(text: str) -> tuple[int, ...]:
+    try:
+        rates = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of rates: {text!r}") from None
+    if not rates or min(rates) < 1:
+        raise argparse.ArgumentTypeError(f"rates must be positive: {text!r}")
+    return rates
+
+
+def profile_list(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in PROFILES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown bench {', '.join(unknown) or repr(text)}; known: {', '.join(PROFILES)}"
+        )
+    return names
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--benches",
+        type=profile_list,
+        default=tuple(PROFILES),
+        help=f"comma-separated, from {', '.join(PROFILES)} (default: all)",
+    )
+    parser.add_argument("--children", type=int, default=1)
+    parser.add_argument(
+        "--quick", action="store_true", help="one CPU round, short runs, four steps: < 3 min"
+    )
+    parser.add_argument(
+        "--cfg", type=Path, help="another config for a single bench (same ports as the example)"
+    )
+    parser.add_argument("--rate", type=int, help="fixed rate for the CPU runs (bench default)")
+    parser.add_argument("--seconds", type=float, help="length of a CPU run (default 5, quick 3)")
+    parser.add_argument("--rounds", type=int, help="CPU rounds (default 3, quick 1)")
+    parser.add_argument("--steps", type=rate_list, help="comma-separated step-search rates")
+    parser.add_argument("--step-seconds", type=float, help="step run length (default 4, quick 2)")
+    args = parser.parse_args(argv)
+    if args.cfg is not None and len(args.benches) != 1:
+        parser.error("--cfg replaces the config of one bench: give --benches NAME too")
+    if args.children < 1 or (args.rate is not None and args.rate < 1):
+        parser.error("--children and --rate must be positive")
+    if args.seconds is None:
+        args.seconds = 3.0 if args.quick else 5.0
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    if args.step_seconds is None:
+        args.step_seconds = 2.0 if args.quick else 4.0
+    if args.seconds <= 0 or args.step_seconds <= 0 or args.rounds < 1:
+        parser.error("--seconds, --step-seconds and --rounds must be positive")
+    return args
+
+
+@dataclass
+class Result:
+    profile: Profile
+    rate: int
+    cpu: dict[str, list[Run]] = field(default_factory=lambda: {impl: [] for impl in IMPLS})
+    held: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(IMPLS))
+    notes: list[str] = field(default_factory=list)
+    searched: set[str] = field(default_factory=set)  # took part in the step search
+    first_step: int = 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for tool in ("sipp", "kamailio"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed (scripts/setup.sh installs it)", file=sys.stderr)
+            return 2
+    spread = args.children > 1  # one source port would reach one SO_REUSEPORT worker
+    print(machine())
+    print(
+        f"children={args.children}, "
+        f"{'per-call source ports (-t un)' if spread else 'one UAC socket'}"
+        f"{', quick' if args.quick else ''}"
+    )
+    started = time.monotonic()
+    results: list[Result] = []
+    for name in args.benches:
+        profile = PROFILES[name]
+        if args.cfg is not None:
+            profile = dataclasses.replace(profile, cfg=args.cfg)
+        if args.steps is not None:
+            steps = args.steps
+        else:
+            steps = profile.quick_steps if args.quick else profile.steps
+        result = Result(profile=profile, rate=args.rate or profile.rate)
+        print(f"\n== {profile.name}: {profile.cfg}", flush=True)
+        run_profile(result, args, spread, steps)
+        results.append(result)
+    for result in results:
+        print_table(result, args.children)
+    print(f"\nbench time: {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def run_profile(
+    result: Result, args: argparse.Namespace, spread: bool, steps: tuple[int, ...]
+) -> None:
+    """Build, start fresh backends (a failed call leaves a UAS call waiting forever, so
+    none is carried from one bench to the next), run the CPU rounds and the search."""
+    profile = result.profile
+    with tempfile.TemporaryDirectory(prefix=f"kcc-bench-{profile.name}-") as tmp:
+        workdir = Path(tmp)
+        first, second = free_udp_ports(2)
+        setup = Setup(
+            profile=profile,
+            workdir=workdir,
+            cfg_text=profile.cfg.read_text(encoding="utf-8"),
+            children=args.children,
+            backends=(first, second),
+            kcc_module=None,
+        )
+        build_kcc(setup)
+        if setup.kcc_module is None:
+            print(f"kcc: missing ({setup.kcc_missing_reason})")
+        backends: list[subprocess.Popen[bytes]] = []
+        try:
+            for port in (first, second):
+                backends.append(start_uas(workdir, port, profile.uas))
+            bench(setup, result, args, spread, steps)
+        finally:
+            for uas in backends:
+                stop(uas, signal.SIGUSR1)
+
+
+def one_run(setup: Setup, impl: str, *, calls: int, rate: int, spread: bool) -> Run:
+    with running_proxy(setup, impl) as (proxy, port):
+        return sipp_uac(
+            setup.workdir,
+            proxy,
+            port,
+            calls=calls,
+            rate=rate,
+            spread=spread,
+            scenario=setup.profile.uac,
+        )
+
+
+def bench(
+    setup: Setup,
+    result: Result,
+    args: argparse.Namespace,
+    spread: bool,
+    steps: tuple[int, ...],
+) -> None:
+    unavailable: set[str] = set()
+    calls = max(int(result.rate * args.seconds), 1)
+    for round_no in range(1, args.rounds + 1):
+        for impl in IMPLS:
+            if impl in unavailable:
+                continue
+            try:
+                run = one_run(setup, impl, calls=calls, rate=result.rate, spread=spread)
+            except UnavailableError as exc:
+                unavailable.add(impl)
+                result.notes.append(f"{impl}: {exc}")
+                continue
+            result.cpu[impl].append(run)
+            print(
+                f"  cpu round {round_no} {impl:8} {run.successful}/{calls} calls ok, "
+                f"{run.cpu:.2f} s CPU ({run.cpu_main:.2f} s in the main process), "
+                f"{run.cpu_ms_per_call:.4f} ms/call",
+                flush=True,
+            )
+    searching = [impl for impl in IMPLS if impl not in unavailable]
+    result.searched.update(searching)
+    result.first_step = steps[0]
+    for rate in steps:
+        step_calls = max(int(rate * args.step_seconds), 1)
+        for impl in list(searching):
+            try:
+                run = one_run(setup, impl, calls=step_calls, rate=rate, spread=spread)
+            except UnavailableError as exc:
+                result.notes.append(f"{impl} at {rate}/s: {exc}")
+                searching.remove(impl)
+                continue
+            ok = run.created == step_calls and run.failed_ratio < 0.01
+            print(
+                f"  step {impl:8} {rate:6}/s: {run.successful}/{step_calls} ok, "
+                f"{run.failed_ratio:.2%} failed, {run.wall:.1f} s -> "
+                f"{'held' if ok else 'NOT held'}",
+                flush=True,
+            )
+            if ok:
+                result.held[impl] = rate
+            else:
+                searching.remove(impl)
+        if not searching:
+            break
+    for impl in searching:
+        result.notes.append(f"{impl} held every step rate: the search is capped at {steps[-1]}/s")
+
+
+def print_table(result: Result, children: int) -> None:
+    def median_ms(impl: str) -> float | None:
+        runs = result.cpu[impl]
+        return statistics.median(run.cpu_ms_per_call for run in runs) if runs else None
+
+    kam_cpu, kcc_cpu = median_ms("kamailio"), median_ms("kcc")
+    rounds = max(len(result.cpu["kamailio"]), len(result.cpu["kcc"]))
+    print()
+    print(f"{result.profile.name} (children={children})")
+    print(f"{'':44} {'Kamailio':>10} {'kcc':>10} {'kcc/Kamailio':>13}")
+    print(
+        f"{f'CPU ms per call @ {result.rate}/s (median of {rounds})':44} "
+        f"{fmt(kam_cpu, '.4f'):>10} {fmt(kcc_cpu, '.4f'):>10} {ratio(kcc_cpu, kam_cpu):>13}"
+    )
+
+    def held(impl: str) -> tuple[float | None, str]:
+        rate = result.held[impl]
+        if rate is not None:
+            return float(rate), str(rate)
+        if impl in result.searched:
+            return None, f"< {result.first_step}"
+        return None, "missing"
+
+    (kam_rate, kam_text), (kcc_rate, kcc_text) = held("kamailio"), held("kcc")
+    print(
+        f"{'highest rate held, < 1 % failed (calls/s)':44} {kam_text:>10} "
+        f"{kcc_text:>10} {ratio(kcc_rate, kam_rate):>13}"
+    )
+    for impl in IMPLS:
+        lossy = sum(1 for run in result.cpu[impl] if run.successful < run.calls)
+        if lossy:
+            print(
+                f"note: {impl}: {lossy} of {len(result.cpu[impl])} CPU runs lost calls "
+                f"({sum(run.calls - run.successful for run in result.cpu[impl])} calls); "
+                "CPU is per successful call"
+            )
+    for note in result.notes:
+        print(f"note: {note}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
