@@ -98,6 +98,7 @@ from kcc_runtime.exports import Route
 from kcc_runtime.kw import Myself
 from kcc_runtime.shared import SharedStore
 from kcc_runtime.sip import Message, Request, Response, SipParseError, SipUri, Via, parse_message
+from kcc_runtime.sip.parser import headers_only_request
 from kcc_runtime.sip.uri import parse_uri
 from kcc_runtime.tm import Tm
 
@@ -350,19 +351,7 @@ def _probe(data: bytes) -> Request | None:
     i = data.find(sep, hdr_start - len(eol))
     hdr_end = len(data) if i < 0 else i + len(eol)
     method = data[pos:nl].split(b" ", 1)[0].decode("ascii", "replace")
-    return Request(
-        buf=data,
-        eol=eol,
-        hdr_start=hdr_start,
-        hdr_end=hdr_end,
-        body_start=hdr_end,
-        body_end=hdr_end,
-        has_content_length=False,
-        method=method,
-        uri_start=hdr_start,
-        uri_end=hdr_start,
-        version="SIP/2.0",
-    )
+    return headers_only_request(data, eol, hdr_start, hdr_end, method)
 
 
 class Proxy:

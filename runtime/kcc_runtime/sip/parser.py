@@ -74,9 +74,13 @@ def _content_length(buf: bytes, hdr_start: int, hdr_end: int, can_reply: bool) -
     return value
 
 
-def _can_reply(data: bytes, eol: bytes, hdr_start: int, hdr_end: int) -> bool:
-    """Whether a request that failed framing or its start line can still be answered."""
-    probe = Request(
+def headers_only_request(
+    data: bytes, eol: bytes, hdr_start: int, hdr_end: int, method: str = ""
+) -> Request:
+    """A lazy ``Request`` over the header section of a message whose start line or
+    framing was refused: what an error reply is built from (its Via, From, To,
+    Call-ID, CSeq); the Request-URI and body are empty."""
+    return Request(
         buf=data,
         eol=eol,
         hdr_start=hdr_start,
@@ -84,12 +88,16 @@ def _can_reply(data: bytes, eol: bytes, hdr_start: int, hdr_end: int) -> bool:
         body_start=hdr_end,
         body_end=hdr_end,
         has_content_length=False,
-        method="",
+        method=method,
         uri_start=hdr_start,
         uri_end=hdr_start,
-        version="",
+        version="SIP/2.0",
     )
-    return probe.reply_possible()
+
+
+def _can_reply(data: bytes, eol: bytes, hdr_start: int, hdr_end: int) -> bool:
+    """Whether a request that failed framing or its start line can still be answered."""
+    return headers_only_request(data, eol, hdr_start, hdr_end).reply_possible()
 
 
 def _head_end(data: bytes, start: int, lf_only: bool) -> tuple[int, int]:
