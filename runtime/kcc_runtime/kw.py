@@ -35,7 +35,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias
 
-from kcc_runtime.pv import split_uri
+from kcc_runtime.pv import current_ruri, split_uri
 from kcc_runtime.sip import Request, Response, SipParseError
 from kcc_runtime.values import Value, to_str
 
@@ -122,14 +122,8 @@ def method(ctx: Context) -> str | None:
     return None if cseq is None else cseq.method
 
 
-def uri(ctx: Context) -> str | None:
-    """The R-URI as routing sees it (the rewritten one when set); None in a reply."""
-    if ctx.new_uri is not None:
-        return ctx.new_uri
-    msg = ctx.msg
-    if not isinstance(msg, Request):
-        return None
-    return msg.uri_raw.decode("utf-8", "surrogateescape")
+#: ``uri``: the R-URI as routing sees it (the rewritten one when set); None in a reply
+uri: Final = current_ruri
 
 
 def status(ctx: Context) -> str | None:

@@ -77,6 +77,7 @@ __all__ = [
     "Transformation",
     "UriParts",
     "accessor",
+    "current_ruri",
     "select",
     "split_uri",
     "transformation",
@@ -306,8 +307,9 @@ def _request(ctx: Context) -> Request | None:
     return msg if isinstance(msg, Request) else None
 
 
-def _current_ruri(ctx: Context) -> str | None:
-    """The R-URI as ``$ru`` reads it: the rewritten one, else the request's."""
+def current_ruri(ctx: Context) -> str | None:
+    """The R-URI as the script sees it (``$ru``, the ``uri`` keyword, the rewrite
+    actions): the rewritten one, else the request's; None for a reply."""
     if ctx.new_uri is not None:
         return ctx.new_uri
     req = _request(ctx)
@@ -317,7 +319,7 @@ def _current_ruri(ctx: Context) -> str | None:
 
 
 def _ruri_parts(ctx: Context) -> UriParts | None:
-    text = _current_ruri(ctx)
+    text = current_ruri(ctx)
     return None if text is None else split_uri(text)
 
 
@@ -491,7 +493,7 @@ class _RUri(Accessor):
     writable = True
 
     def read(self, ctx: Context) -> Value:
-        return _current_ruri(ctx)
+        return current_ruri(ctx)
 
     def write(self, ctx: Context, value: Value) -> None:
         text = to_str(value)
@@ -1013,7 +1015,7 @@ def _via_host(number: int) -> Reader:
 
 
 _SEL_FIXED: Final[dict[str, Reader]] = {
-    "ruri": _current_ruri,
+    "ruri": current_ruri,
     "ruri.user": _ru_user,
     "ruri.host": _ru_host,
     "from.uri": _name_addr_field("from", "uri"),

@@ -11,13 +11,15 @@ The ``myself`` cases were measured with this cfg (``$ru = $var(u); if (uri == my
 
 from __future__ import annotations
 
-from typing import Final, cast
+from typing import Final
 
 import pytest
 from kcc_runtime import kw
-from kcc_runtime.context import Context, Engine, Process, Received, ReplyContext, RequestContext
+from kcc_runtime.context import Context, Process, Received, ReplyContext, RequestContext
 from kcc_runtime.router import Config, Router
 from kcc_runtime.sip import parse_message
+
+from tests.runtime.fake_engine import FakeEngine
 
 OPTIONS = (
     b"OPTIONS sip:bob@[2001:db8::1] SIP/2.0\r\n"
@@ -41,16 +43,8 @@ REPLY = (
 )
 
 
-class FakeEngine:
-    def send_reply(self, ctx: Context, code: int, reason: str) -> int:
-        return 1
-
-    def forward(self, ctx: Context, proto: str | None, host: str | None, port: int | None) -> int:
-        return 1
-
-
-#: the tests never reach the engine; the Engine protocol grows with the proxy
-ENGINE: Final = cast("Engine", FakeEngine())
+#: the tests never reach the engine (tests/runtime/fake_engine.py records calls)
+ENGINE: Final = FakeEngine()
 
 
 LOOPBACK: Final = Received("127.0.0.1", 5099, "127.0.0.1", 5070, "udp")

@@ -5,15 +5,17 @@ value is surprising."""
 
 from __future__ import annotations
 
-from typing import Final, cast
+from typing import Final
 
 import pytest
 from kcc_runtime import Fmt, RequestContext, pv
-from kcc_runtime.context import Context, Engine, Process, Received, ReplyContext
+from kcc_runtime.context import Context, Process, Received, ReplyContext
 from kcc_runtime.pv import PvError, accessor, select, split_uri, transformation
 from kcc_runtime.router import Config, Router
 from kcc_runtime.sip import parse_message
 from kcc_runtime.values import Value
+
+from tests.runtime.fake_engine import FakeEngine
 
 INVITE = (
     b"INVITE sip:%41lice:pw@Example.COM:5080;transport=tcp;lr SIP/2.0\r\n"
@@ -61,18 +63,8 @@ REPLY = (
 RECEIVED = Received("127.0.0.1", 5099, "127.0.0.1", 5070, "udp")
 
 
-class FakeEngine:
-    """Nothing leaves the process in these tests."""
-
-    def send_reply(self, ctx: Context, code: int, reason: str) -> int:
-        return 1
-
-    def forward(self, ctx: Context, proto: str | None, host: str | None, port: int | None) -> int:
-        return 1
-
-
-#: the tests never reach the engine; the Engine protocol grows with the proxy
-ENGINE: Final = cast("Engine", FakeEngine())
+#: the tests never reach the engine (tests/runtime/fake_engine.py records calls)
+ENGINE: Final = FakeEngine()
 
 
 def make_ctx(data: bytes = INVITE, proc: Process | None = None) -> RequestContext:
@@ -174,8 +166,8 @@ def test_reply_pvs() -> None:
 def test_transaction_pvs_read_context_attributes() -> None:
     ctx = make_ctx()
     assert get(ctx, "T_reply_code") is None
-    ctx.t_reply_code = 404  # type: ignore[attr-defined]
-    ctx.t_branch_idx = 2  # type: ignore[attr-defined]
+    ctx.t_reply_code = 404
+    ctx.t_branch_idx = 2
     assert get(ctx, "T_reply_code") == 404
     assert get(ctx, "T_branch_idx") == 2
 

@@ -9,12 +9,11 @@ import logging
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Final, cast
+from typing import Final
 
 import pytest
 from kcc_runtime import (
     Config,
-    Context,
     FailureContext,
     Fmt,
     RequestContext,
@@ -25,9 +24,11 @@ from kcc_runtime import (
     pv,
     values,
 )
-from kcc_runtime.context import Engine, Received, RuntimeSettings
+from kcc_runtime.context import Received, RuntimeSettings
 from kcc_runtime.router import Outcome, OutcomeKind
 from kcc_runtime.sip import parse_message
+
+from tests.runtime.fake_engine import FakeEngine
 
 OPTIONS = (
     b"OPTIONS sip:bob@example.com SIP/2.0\r\n"
@@ -41,16 +42,8 @@ OPTIONS = (
 )
 
 
-class FakeEngine:
-    def send_reply(self, ctx: Context, code: int, reason: str) -> int:
-        return 1
-
-    def forward(self, ctx: Context, proto: str | None, host: str | None, port: int | None) -> int:
-        return 1
-
-
-#: the tests never reach the engine; the Engine protocol grows with the proxy
-ENGINE: Final = cast("Engine", FakeEngine())
+#: the tests never reach the engine (tests/runtime/fake_engine.py records calls)
+ENGINE: Final = FakeEngine()
 
 
 def make_ctx(router: Router) -> RequestContext:

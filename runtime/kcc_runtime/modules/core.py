@@ -28,6 +28,7 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.pv import current_ruri
 from kcc_runtime.sip import Request, SipParseError, parse_uri
 from kcc_runtime.values import Value
 
@@ -177,17 +178,6 @@ def split_uri(text: str) -> UriParts | None:
         host, sep, port_text = rest.partition(":")
         port = port_text if sep else None
     return UriParts(scheme, user, password, host, port, params, headers)
-
-
-def current_ruri(ctx: Context) -> str | None:
-    """The R-URI the script sees (``$ru``): the rewritten one, else the received
-    one; None for a reply (no R-URI)."""
-    if ctx.new_uri is not None:
-        return ctx.new_uri
-    msg = ctx.msg
-    if not isinstance(msg, Request):
-        return None
-    return msg.uri_raw.decode("utf-8", "surrogateescape")
 
 
 def set_ruri(ctx: Context, uri: str) -> bool:

@@ -20,7 +20,7 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
-from kcc_runtime.modules.core import current_ruri
+from kcc_runtime.pv import current_ruri
 
 __all__ = ["EXPORTS", "append_branch", "str2q"]
 
