@@ -67,8 +67,9 @@ Stateful forwarding (tm)
     matching a client branch (after the core ``reply_route``; the others are relayed
     statelessly as above), the transaction timers in :meth:`Proxy.on_timer` (the
     transport should call it by :meth:`Proxy.next_timer`), and tm's error reply at
-    the end of a request_route whose ``t_relay`` failed. With ``reply_socket`` every
-    client transaction is sent from that socket and our Via names it.
+    the end of a request_route whose ``t_relay`` failed. With ``reply_sockets`` every
+    client transaction is sent from the reply socket on its listening IP (or of its
+    family) and our Via names it.
 
 :meth:`Proxy.receive` never raises.
 """
@@ -366,12 +367,13 @@ class Proxy:
         shared: SharedStore | None = None,
         clock: Callable[[], float] = time.time,
         resolver: Resolver = default_resolver,
-        reply_socket: Socket | None = None,
+        reply_sockets: Sequence[Socket] = (),
     ) -> None:
         self.router = router
-        #: the per-worker socket every client transaction is sent from (and named in
-        #: our Via), so that its responses come back to this worker (serve.py)
-        self.reply_socket = reply_socket
+        #: the per-worker sockets client transactions are sent from (and named in our
+        #: Via), one per UDP listening IP, so that their responses come back to this
+        #: worker (serve.py)
+        self.reply_sockets: tuple[Socket, ...] = tuple(reply_sockets)
         self.sockets: tuple[Socket, ...] = tuple(sockets)
         self.allow_dst: tuple[IPv4Network | IPv6Network, ...] | None = (
             None if allow_dst is None else tuple(allow_dst)
@@ -516,6 +518,7 @@ class Proxy:
             return
         ctx = RequestContext(self.process, msg, received)
         self.router.run(route, ctx)
+        self.process.shared.pretran_release()
         self.tm.after_script(ctx)
 
     def _bad_message(
@@ -632,18 +635,24 @@ class Proxy:
         return self._resolve(host)
 
     def client_socket(self, ctx: Context, proto: str, ip: str) -> Socket | None:
-        """The socket a client transaction is sent from: the worker's reply socket
-        when it has one of that protocol and family (and the script did not force
-        one), else Kamailio's ``get_send_socket``."""
-        rs = self.reply_socket
-        if (
-            rs is not None
-            and ctx.send_socket is None
-            and rs.proto == proto
-            and (":" in rs.ip) == (":" in ip)
-        ):
-            return rs
-        return self._pick_socket(ctx, proto, ip)
+        """The socket a client transaction is sent from. Kamailio's
+        ``get_send_socket`` picks a listening socket; unless the script forced that
+        choice (``force_send_socket``), the worker's reply socket on the same IP
+        replaces it, or else its first reply socket of that protocol and family, so
+        that the responses come back to this worker."""
+        picked = self._pick_socket(ctx, proto, ip)
+        if not self.reply_sockets or ctx.send_socket is not None:
+            return picked
+        v6 = ":" in ip
+        fallback: Socket | None = None
+        for rs in self.reply_sockets:
+            if rs.proto != proto or (":" in rs.ip) != v6:
+                continue
+            if picked is not None and rs.ip == picked.ip:
+                return rs
+            if fallback is None:
+                fallback = rs
+        return fallback or picked
 
     def dst_allowed(self, dst: tuple[str, int]) -> bool:
         """The outbound guard alone (see :meth:`_emit`), for a send not made yet."""

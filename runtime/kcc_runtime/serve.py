@@ -41,7 +41,7 @@ created them, so the responses to a stateful relay must come back to that worker
 not to whichever worker ``SO_REUSEPORT``'s flow hash picks for the backend's address.
 Each worker therefore binds, per UDP listening IP, one private UDP socket on an
 ephemeral port (:func:`~kcc_runtime.transport.bind_reply_socket`) and gives it to its
-engine (``Proxy(..., reply_socket=...)``): the engine sends its client transactions
+engine (``Proxy(..., reply_sockets=...)``): the engine sends its client transactions
 from it with a Via naming it, and responses, routed by Via, reach the worker that
 holds the transaction. The caller's retransmissions, CANCEL and hop-by-hop ACK come
 from the caller's own address and port, which the flow hash maps to the worker that
@@ -364,8 +364,8 @@ def _default_engine(
     shared: SharedMemoryStore,
     reply_sockets: Sequence[Any],
 ) -> EngineIO[Any]:
-    """The generated proxy's engine; it relays statefully from the first reply socket
-    (the one on the first UDP listening IP), when the worker has one."""
+    """The generated proxy's engine; it relays statefully from the worker's reply
+    sockets (one per UDP listening IP), when it has them."""
     from kcc_runtime.engine import Proxy
 
     engine: EngineIO[Any] = Proxy(
@@ -373,7 +373,7 @@ def _default_engine(
         sockets,
         allow_dst=allow_dst,
         shared=shared,
-        reply_socket=reply_sockets[0] if reply_sockets else None,
+        reply_sockets=reply_sockets,
     )
     return engine
 
@@ -444,7 +444,7 @@ def _worker(
         signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)
         logs.set_rank(rank)
-        store.reset_process_state()
+        store.reset_process_state(rank - 1)
         sockets = [socket_factory(spec) for spec in opts.listens]
         transport_options = TransportOptions(
             rcvbuf=opts.rcvbuf, sndbuf=opts.sndbuf, tcp_lifetime=opts.tcp_lifetime
@@ -720,7 +720,9 @@ def run(
     except BindError as exc:
         log.error("%s", exc.strerror or exc)
         return EXIT_START_FAILED
-    store = SharedMemoryStore(router.config.shv_initial(), lock_set_size=opts.lock_set_size)
+    store = SharedMemoryStore(
+        router.config.shv_initial(), lock_set_size=opts.lock_set_size, workers=opts.children
+    )
     try:
         return _Supervisor(router, opts, store, engine_factory, socket_factory).serve()
     finally:

@@ -1,10 +1,11 @@
-"""State shared by every worker of one proxy: ``$shv`` and the ``lock()`` locks.
+"""State shared by every worker of one proxy: ``$shv``, the ``lock()`` locks and the
+table of requests being processed (tmx's ``t_precheck_trans``).
 
 This is the single-process store: one worker, so the table is a dict and a lock is a
 recursion counter per name (``lock("x")`` twice then ``unlock("x")`` twice, as
-cfgutils' recursive locks allow). The multi-process proxy (``children=N``) replaces it
-with a store in shared memory behind the same methods; route code and the modules only
-ever use these methods.
+cfgutils' recursive locks allow), and no other process can be processing a request.
+The multi-process proxy (``children=N``) replaces it with a store in shared memory
+behind the same methods; route code and the modules only ever use these methods.
 """
 
 from __future__ import annotations
@@ -46,3 +47,14 @@ class SharedStore:
 
     def held(self, name: str) -> bool:
         return name in self._held
+
+    def pretran_claim(self, key: bytes) -> bool:
+        """tmx's ``t_precheck_trans``: record that this worker is processing the
+        request whose fingerprint is ``key`` (until :meth:`pretran_release`) and say
+        whether another worker is processing the same request right now. One
+        process: never."""
+        return False
+
+    def pretran_release(self) -> None:
+        """The request this worker claimed is processed (the engine calls this after
+        every request route, as tmx's post-script callback does)."""

@@ -37,10 +37,18 @@ shared memory allocated by the main process before it forks the workers.
   on. Left as is: a worker killed between taking a semaphore and recording its pid
   (two bytecodes) leaves that lock taken; a worker killed while writing a value under
   the table mutex may leave that one slot torn (the mutex itself is released).
+- **Requests being processed** (tmx's ``t_precheck_trans``): one entry per worker,
+  ``workers`` entries, each the pid and a 16-byte fingerprint of the request that
+  worker is running the request route for (zero when idle). Kamailio keeps the same
+  thing, one slot per process in a shared hash table. A worker claims its entry
+  under the table mutex, then looks for the same fingerprint in the other entries;
+  it clears the entry when the route ends. A worker found dead by the supervisor has
+  its entry cleared with its locks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import multiprocessing
 import os
@@ -55,6 +63,9 @@ __all__ = ["SharedMemoryStore", "SharedValueError"]
 
 _FORK: Final = multiprocessing.get_context("fork")
 
+#: a worker's entry in the table of requests being processed: pid, fingerprint
+_PRETRAN: Final = struct.Struct("<i16s")
+_PRETRAN_IDLE: Final = bytes(16)
 #: slot header: used, type (0 int / 1 str), name length, string length, int value
 _SLOT_HEAD: Final = struct.Struct("<BBHIq")
 _INT: Final = 0
@@ -79,13 +90,14 @@ class SharedMemoryStore(SharedStore):
         initial: dict[str, Value] | None = None,
         *,
         lock_set_size: int = 0,
+        workers: int = 1,
         slots: int = 1024,
         max_name: int = 64,
         max_value: int = 4096,
     ) -> None:
         super().__init__()
-        if slots < 1 or max_name < 1 or max_value < 0:
-            raise ValueError("slots and max_name must be >= 1, max_value >= 0")
+        if slots < 1 or workers < 1 or max_name < 1 or max_value < 0:
+            raise ValueError("slots, workers and max_name must be >= 1, max_value >= 0")
         if not 0 <= lock_set_size <= MAX_LOCK_SET_SIZE:
             raise ValueError(f"lock_set_size must be 0..{MAX_LOCK_SET_SIZE}, not {lock_set_size}")
         self.slots = slots
@@ -94,9 +106,12 @@ class SharedMemoryStore(SharedStore):
         self.lock_set_size = lock_set_size
         self.lock_count = 1 << lock_set_size
         self._slot_size = _SLOT_HEAD.size + max_name + max_value
-        # owners: [table mutex, lock 0 .. lock n-1], int32 pids (0: free)
+        self.workers = workers
+        # owners: [table mutex, lock 0 .. lock n-1], int32 pids (0: free); then one
+        # entry per worker for t_precheck_trans; then the $shv table
         owners_size = 4 * (self.lock_count + 1)
-        self._table_at = (owners_size + 15) & ~15
+        self._pretran_at = owners_size
+        self._table_at = (owners_size + workers * _PRETRAN.size + 15) & ~15
         self._mm = mmap.mmap(-1, self._table_at + slots * self._slot_size)
         self._owners = memoryview(self._mm)[:owners_size].cast("i")
         self._mutex = _FORK.Lock()
@@ -106,6 +121,10 @@ class SharedMemoryStore(SharedStore):
         self._index: dict[str, int] = {}
         self._lock_holds: dict[int, int] = {}
         self._name_holds: dict[str, int] = {}
+        #: per process: this worker's entry in the requests-being-processed table,
+        #: and whether it holds a fingerprint now
+        self._pretran_slot = 0
+        self._pretran_held = False
         for name, value in (initial or {}).items():
             self.set(name, value)
 
@@ -254,6 +273,39 @@ class SharedMemoryStore(SharedStore):
         """Whether this worker holds ``name``."""
         return name in self._name_holds
 
+    # -- t_precheck_trans -------------------------------------------------------------
+
+    def pretran_claim(self, key: bytes) -> bool:
+        """Record that this worker processes the request fingerprinted by ``key`` (any
+        length: hashed to 16 bytes) and say whether another worker is processing the
+        same request now (a retransmission that reached two workers)."""
+        digest = hashlib.blake2b(key, digest_size=16).digest()
+        mm = self._mm
+        mine = self._pretran_slot
+        self._take_mutex()
+        try:
+            _PRETRAN.pack_into(mm, self._pretran_at + mine * _PRETRAN.size, os.getpid(), digest)
+            self._pretran_held = True
+            for entry in range(self.workers):
+                if entry != mine:
+                    pid, other = _PRETRAN.unpack_from(mm, self._pretran_at + entry * _PRETRAN.size)
+                    if pid and other == digest:
+                        return True
+            return False
+        finally:
+            self._drop_mutex()
+
+    def pretran_release(self) -> None:
+        """Clear this worker's entry (the request route ended)."""
+        if self._pretran_held:
+            self._pretran_held = False
+            at = self._pretran_at + self._pretran_slot * _PRETRAN.size
+            self._take_mutex()
+            try:
+                _PRETRAN.pack_into(self._mm, at, 0, _PRETRAN_IDLE)
+            finally:
+                self._drop_mutex()
+
     # -- supervisor side -------------------------------------------------------------
 
     def owner(self, index: int) -> int:
@@ -269,13 +321,23 @@ class SharedMemoryStore(SharedStore):
                 self._owners[slot] = 0
                 (self._mutex if slot == 0 else self._locks[slot - 1]).release()
                 released.append(slot - 1)
+        if pid:
+            for entry in range(self.workers):
+                at = self._pretran_at + entry * _PRETRAN.size
+                if _PRETRAN.unpack_from(self._mm, at)[0] == pid:
+                    _PRETRAN.pack_into(self._mm, at, 0, _PRETRAN_IDLE)
         return released
 
-    def reset_process_state(self) -> None:
+    def reset_process_state(self, worker: int = 0) -> None:
         """Forget this process's lock holds (a freshly forked worker starts holding
-        nothing, whatever its parent held)."""
+        nothing, whatever its parent held); ``worker`` (0 .. workers-1) is its entry in
+        the table of requests being processed."""
+        if not 0 <= worker < self.workers:
+            raise ValueError(f"worker {worker} outside 0..{self.workers - 1}")
         self._lock_holds.clear()
         self._name_holds.clear()
+        self._pretran_slot = worker
+        self._pretran_held = False
 
     def close(self) -> None:
         """Unmap the memory (the supervisor, after its workers are gone)."""

@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+from kcc_runtime.shared import SharedStore
 from kcc_runtime.shm import MAX_LOCK_SET_SIZE, SharedMemoryStore, SharedValueError
 
 
@@ -145,3 +146,83 @@ def test_trylock_sees_another_process_holding_the_lock() -> None:
         os.close(read_fd)
         os.close(write_fd)
         store.close()
+
+
+def test_pretran_single_process_store_never_sees_another_worker() -> None:
+    store = SharedStore()
+    assert store.pretran_claim(b"INVITE|call-1") is False
+    assert store.pretran_claim(b"INVITE|call-1") is False
+    store.pretran_release()
+
+
+def test_pretran_sees_the_same_request_in_another_worker_until_released() -> None:
+    store = SharedMemoryStore(workers=2)
+    claimed, release = os.pipe()
+    go_on, proceed = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child: worker 1 processes the request
+        store.reset_process_state(1)
+        store.pretran_claim(b"INVITE|call-1")
+        os.write(release, b"1")
+        os.read(go_on, 1)
+        store.pretran_release()
+        os.write(release, b"2")
+        time.sleep(30)
+        os._exit(0)
+    try:
+        store.reset_process_state(0)
+        assert os.read(claimed, 1) == b"1"
+        # worker 0 gets a retransmission while worker 1 still runs the route
+        assert store.pretran_claim(b"INVITE|call-1") is True
+        store.pretran_release()
+        # another request is not confused with it
+        assert store.pretran_claim(b"INVITE|call-2") is False
+        store.pretran_release()
+        os.write(proceed, b"1")
+        assert os.read(claimed, 1) == b"2"
+        # worker 1 finished its route: the same request is nobody's now
+        assert store.pretran_claim(b"INVITE|call-1") is False
+        store.pretran_release()
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        for fd in (claimed, release, go_on, proceed):
+            os.close(fd)
+        store.close()
+
+
+def test_pretran_entry_of_a_dead_worker_is_cleared_by_release_dead() -> None:
+    store = SharedMemoryStore(workers=2)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        store.reset_process_state(1)
+        store.pretran_claim(b"INVITE|call-9")
+        os.write(write_fd, b"1")
+        time.sleep(30)
+        os._exit(0)
+    try:
+        store.reset_process_state(0)
+        assert os.read(read_fd, 1) == b"1"
+        os.kill(pid, signal.SIGKILL)
+        assert _wait(pid) == -signal.SIGKILL
+        assert store.pretran_claim(b"INVITE|call-9") is True
+        store.pretran_release()
+        store.release_dead(pid)
+        assert store.pretran_claim(b"INVITE|call-9") is False
+        store.pretran_release()
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(read_fd)
+        os.close(write_fd)
+        store.close()
+
+
+def test_pretran_worker_index_is_checked() -> None:
+    store = SharedMemoryStore(workers=2)
+    with pytest.raises(ValueError, match=r"worker 2 outside 0\.\.1"):
+        store.reset_process_state(2)
+    store.close()

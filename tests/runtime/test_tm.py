@@ -446,14 +446,15 @@ def router_of(request: Any, **kw: Any) -> Router:
 def plain(request: Any, **kw: Any) -> tuple[Proxy, Clock]:
     clock = Clock()
     allow = kw.pop("allow_dst", LOOPBACK)
-    reply_socket = kw.pop("reply_socket", None)
+    reply_sockets = kw.pop("reply_sockets", ())
+    sockets = kw.pop("sockets", [ME])
     return (
         Proxy(
             router_of(request, **kw),
-            [ME],
+            sockets,
             clock=clock,
             allow_dst=allow,
-            reply_socket=reply_socket,
+            reply_sockets=reply_sockets,
         ),
         clock,
     )
@@ -574,7 +575,7 @@ def test_reply_socket_sends_the_branch_and_names_it_in_via() -> None:
         core.rewritehostport(ctx, "127.0.0.1:5081")
         return ctx.action(tm.t_relay(ctx))
 
-    p, _ = plain(route, reply_socket=rs)
+    p, _ = plain(route, reply_sockets=[rs])
     [trying, fwd] = p.receive(invite("r4"), CALLER, ME)
     assert trying.src == ME
     assert fwd.src == rs
@@ -585,6 +586,41 @@ def test_reply_socket_sends_the_branch_and_names_it_in_via() -> None:
         CALLER,
         ME,
     )
+
+
+def test_each_branch_leaves_from_the_reply_socket_of_its_listening_ip() -> None:
+    """One reply socket per UDP listening IP (serve.py): a branch goes out from the
+    one on the IP Kamailio's socket choice gives (the IP the request came in on, when
+    of the destination's family), else from the first of the destination's family."""
+    me6 = Socket("udp", "::1", 5160)
+    me2 = Socket("udp", "127.0.0.2", 5160)
+    rs1 = Socket("udp", "127.0.0.1", 40001)
+    rs2 = Socket("udp", "127.0.0.2", 40002)
+    rs6 = Socket("udp", "::1", 40006)
+    targets = {"v4": "127.0.0.1:5081", "v6": "[::1]:5081"}
+
+    def route(ctx: RequestContext) -> int:
+        core.rewritehostport(ctx, targets[ctx.msg.header("subject") or "v4"])
+        return ctx.action(tm.t_relay(ctx))
+
+    p, _ = plain(
+        route,
+        sockets=[ME, me2, me6],
+        reply_sockets=[rs1, rs2, rs6],
+        allow_dst=[*LOOPBACK, ipaddress.ip_network("::1/128")],
+    )
+
+    def relay(cid: str, subject: str, local: Socket) -> Outgoing:
+        request = invite(cid).replace(b"CSeq:", f"Subject: {subject}\r\nCSeq:".encode())
+        [_, fwd] = p.receive(request, CALLER, local)
+        return fwd
+
+    assert relay("s1", "v4", ME).src == rs1
+    assert relay("s2", "v4", me2).src == rs2
+    assert relay("s3", "v6", ME).src == rs6
+    fwd = relay("s4", "v6", me2)
+    assert (fwd.src, fwd.dst) == (rs6, ("::1", 5081))
+    assert b"\r\nVia: SIP/2.0/UDP [::1]:40006;branch=z9hG4bK" in fwd.data
 
 
 def test_failure_route_sees_codes_timeouts_avps_and_can_t_reply() -> None:
