@@ -21,7 +21,7 @@ from pathlib import Path, PurePath
 from kcc import ast
 from kcc.diagnostics import DiagnosticSink, FatalError
 from kcc.parser import parse
-from kcc.preprocess import Preprocessed, preprocess
+from kcc.preprocess import Preprocessed, explain_skipped_define, preprocess
 from kcc.sema import SemaContext, run_passes
 
 __all__ = ["STAGES", "CompileContext", "StageName", "run_pipeline", "source_name"]
@@ -56,7 +56,11 @@ def _parse(ctx: CompileContext) -> None:
     pre = ctx.preprocessed
     main = pre.files[0]
     eof = main.span(len(main.text), len(main.text))
+    before = len(ctx.sink.diagnostics)
     parsed = parse(pre.tokens, ctx.sink, eof)
+    if pre.skipped_defines:
+        found = ctx.sink.diagnostics
+        found[before:] = [explain_skipped_define(d, pre.skipped_defines) for d in found[before:]]
     ctx.config = parsed.config
     ctx.partial = parsed.partial
     ctx.lost_routes = parsed.lost_routes

@@ -38,7 +38,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -165,6 +165,32 @@ class Preprocessed:
     files: list[SourceFile]
     #: ``max`` (default), ``kamailio`` (#!KAMAILIO/#!OPENSER), ``ser`` (#!SER)
     compat: str = "max"
+    #: names a ``#!define``/``#!trydef``/``#!redefine`` in a skipped conditional block
+    #: would have defined, each place in order (see :func:`explain_skipped_define`)
+    skipped_defines: dict[str, list[SkippedDefine]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SkippedDefine:
+    """A define the preprocessor skipped: where, and which condition kept it out."""
+
+    #: the name in the skipped ``#!define`` line
+    span: Span
+    #: the outermost open conditional that did not hold, as written (``#!ifdef X``)
+    shown: str
+    #: where that conditional starts
+    cond_span: Span
+    #: the define sits in that conditional's ``#!else`` branch
+    in_else: bool
+
+    def requirement(self) -> str:
+        """What would have made Kamailio read the define, in words."""
+        keyword, _, subject = self.shown.partition(" ")
+        kind = DIRECTIVES.get(keyword.removeprefix("#!").removeprefix("!!"), "")
+        if kind == "ifexp":
+            return f"`{subject}` is {'false' if self.in_else else 'true'}"
+        defined = (kind == "ifdef") != self.in_else
+        return f"`{subject}` is {'defined' if defined else 'not defined'}"
 
 
 # ---------------------------------------------------------------------------
@@ -557,6 +583,51 @@ class _Directive:
         self.shown = " ".join([self.keyword, *first[len(self.keyword) :].split()])
 
 
+def explain_skipped_define(
+    diagnostic: Diagnostic, skipped: Mapping[str, list[SkippedDefine]]
+) -> Diagnostic:
+    """A syntax error whose offending token is a name that only a skipped
+    ``#!define`` defines, told as such: where the define is, which condition kept it
+    out, and the ``-D`` that brings it in (Kamailio's ``-A``). The stock config with
+    ``WITH_AUTH`` but without ``WITH_MYSQL`` meets exactly this: ``DBURL``."""
+    span = diagnostic.span
+    if span is None or span.origin is not None:
+        return diagnostic
+    name = span.file.text[span.start : span.end]
+    places = skipped.get(name)
+    if not places or _NAME.fullmatch(name) is None:
+        return diagnostic
+    first = places[0]
+    cond_line = first.cond_span.use_site().line
+    notes = [
+        f"`{name}` is defined only when {first.requirement()} "
+        f"(`{first.shown}` at line {cond_line}), which does not hold here"
+    ]
+    if len(places) > 1:
+        others = "; ".join(
+            f"when {p.requirement()} (line {p.span.use_site().line})" for p in places[1:4]
+        )
+        notes.append(f"it is also defined {others}")
+    keyword, _, subject = first.shown.partition(" ")
+    if DIRECTIVES.get(keyword[2:]) == "ifdef" and not first.in_else:
+        help_text = (
+            f"define `{subject}`: `-D {subject}` (Kamailio: `-A {subject}`), or "
+            f"`#!define {subject}` near the top of the file"
+        )
+    else:
+        help_text = f"define `{name}` before this line, or change the condition"
+    labels = (
+        *diagnostic.labels,
+        Label(first.span, f"`{name}` defined here, in a skipped block"),
+    )
+    return replace(
+        diagnostic,
+        labels=labels,
+        notes=(*diagnostic.notes, *notes),
+        help=diagnostic.help or help_text,
+    )
+
+
 @dataclass
 class _Cond:
     """One open ``#!if...``: where it is, and which branch is being read."""
@@ -596,6 +667,7 @@ class _Preprocessor:
     #: ``loadmodule`` watcher: 0 idle, 1 after the keyword, 2 after ``(``
     _module_state: int = 0
     _keywords: frozenset[str] = field(default_factory=core_keywords)
+    skipped_defines: dict[str, list[SkippedDefine]] = field(default_factory=dict)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -927,11 +999,33 @@ class _Preprocessor:
                 self.conds.append(_Cond(d.head, d.shown, False, False))
             elif name in ("else", "endif"):
                 self._else_endif(name, d)
+            elif name in ("define", "trydef", "redef"):
+                self._skipped_define(d)
             return
         if name is None:
             self._unknown(d)
             return
         self._handlers[name](self, d)
+
+    def _skipped_define(self, d: _Directive) -> None:
+        """Remember a define in a block the conditionals skip, for the error a use of
+        its name gets later (a stock config used without the ``-D`` it needs)."""
+        text = d.file.text
+        begin = d.rest
+        while begin < d.end and text[begin] in " \t":
+            begin += 1
+        m = _NAME.match(text, begin, d.end)
+        blocking = next((c for c in self.conds if c.parent_taking and not c.branch), None)
+        if m is None or blocking is None:
+            return
+        self.skipped_defines.setdefault(m.group(), []).append(
+            SkippedDefine(
+                Span(d.file, m.start(), m.end()),
+                blocking.shown,
+                blocking.span,
+                blocking.else_span is not None,
+            )
+        )
 
     def _trailing_text(self, d: _Directive) -> bool:
         """``#!endif // WITH_X``: Kamailio does not see an ``#!endif`` there (E0115)."""
@@ -1354,7 +1448,7 @@ def _run(pre: _Preprocessor, main: SourceFile) -> Preprocessed:
     except _AbortError:
         pre.conds.clear()
     pre.finish()
-    return Preprocessed(pre.out, pre.defines, pre.files, pre.compat)
+    return Preprocessed(pre.out, pre.defines, pre.files, pre.compat, pre.skipped_defines)
 
 
 def preprocess_text(

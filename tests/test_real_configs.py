@@ -98,6 +98,30 @@ def test_stock_config_each_switch(switch: str) -> None:
 
 
 @needs_stock
+@pytest.mark.parametrize("switch", sorted(NEEDS_DB))
+def test_stock_switch_without_its_database_says_which_define_is_missing(switch: str) -> None:
+    """A database switch alone fails in Kamailio too (``DBURL`` is defined under
+    ``WITH_MYSQL`` only); kcc points at the skipped define and names the ``-D``."""
+    ctx = run_pipeline(
+        STOCK_CFG, defines=dict.fromkeys(with_dependencies(switch).keys() - {"WITH_MYSQL"})
+    )
+    errors = [d for d in ctx.sink.diagnostics if d.is_error]
+    assert errors, switch
+    for error in errors:
+        assert (error.code, error.message) == (
+            "E0201",
+            "expected a number, a string or a pseudo-variable, found `DBURL`",
+        )
+        assert error.help is not None and error.help.startswith(
+            "define `WITH_MYSQL`: `-D WITH_MYSQL`"
+        )
+        assert [label.text for label in error.labels] == [
+            "`DBURL` defined here, in a skipped block"
+        ]
+        assert error.notes[0].startswith("`DBURL` is defined only when `WITH_MYSQL` is defined")
+
+
+@needs_stock
 def test_stock_config_large_combination() -> None:
     everything = [s for s in stock_switches() if s not in {"WITH_RTPENGINE"}]
     assert_clean(STOCK_CFG, with_dependencies(*everything))
