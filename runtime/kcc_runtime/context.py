@@ -34,6 +34,7 @@ from kcc_runtime.shared import SharedStore
 from kcc_runtime.values import Value
 
 if TYPE_CHECKING:
+    from kcc_runtime.location import LocationStore
     from kcc_runtime.router import Config
     from kcc_runtime.sip import Message, Request, Response
     from kcc_runtime.tm import Cell
@@ -219,6 +220,9 @@ class Branch:
     dst_uri: str | None = None
     q: int = -1
     bflags: int = 0
+    #: the Path of a registered contact (registrar ``lookup``): the route set the
+    #: branch is sent through (Kamailio's ``branch.path``)
+    path: str | None = None
 
 
 @dataclass
@@ -242,6 +246,9 @@ class Process:
     #: the compiled cfg's globals, modules and custom cfg variables (``myself``,
     #: ``@cfg_get``): set by the router; None in a bare test process
     config: Config | None = None
+    #: usrloc's location database (:mod:`kcc_runtime.location`): opened by the
+    #: registrar on first use, in the worker (after the fork)
+    location: LocationStore | None = None
 
     def modparam_int(self, module: str, name: str, default: int) -> int:
         """The int value of ``modparam(module, name)``, or ``default``."""
@@ -283,6 +290,9 @@ class Context:
         self.new_uri: str | None = None
         #: ``$du``, the next hop that overrides the R-URI for sending
         self.dst_uri: str | None = None
+        #: the route set of the R-URI branch (Kamailio's ``path_vec``): the Path of
+        #: the contact ``lookup`` chose, as a comma-separated list of ``<uri>``
+        self.path_vec: str | None = None
         #: branches added by ``append_branch`` (branch 0 is the R-URI itself)
         self.branches: list[Branch] = []
         #: ``$avp``: name -> values, newest first (Kamailio's AVP list order)

@@ -86,7 +86,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from kcc_runtime import logs
+from kcc_runtime import location, logs
 from kcc_runtime.shm import MAX_LOCK_SET_SIZE, SharedMemoryStore
 from kcc_runtime.transport import (
     BindError,
@@ -724,7 +724,9 @@ def run(
         router.config.shv_initial(), lock_set_size=opts.lock_set_size, workers=opts.children
     )
     try:
-        return _Supervisor(router, opts, store, engine_factory, socket_factory).serve()
+        # usrloc's db_mode 0 database: one file for all workers, removed at exit
+        with location.private_directory():
+            return _Supervisor(router, opts, store, engine_factory, socket_factory).serve()
     finally:
         store.close()
 
