@@ -229,13 +229,30 @@ def test_switch_as_if_chain(tmp_path: Path) -> None:
     )
     assert (
         "    _t1 = v.to_str(PV_rU.get(ctx))  # t.cfg:6\n"
-        '    if _t1 == "alice" or _t1 == "bob":  # t.cfg:7\n'
+        '    if _t1 in ("alice", "bob"):  # t.cfg:7\n'
         "        PV_var_k.set(ctx, 1)  # t.cfg:9\n"
         "    elif v.match_compiled(_t1, RE_1):  # t.cfg:11\n"
         "        PV_var_k.set(ctx, 2)  # t.cfg:12\n"
         "    else:  # t.cfg:14\n"
         "        PV_var_k.set(ctx, 3)  # t.cfg:15\n"
     ) in source
+
+
+def test_switch_cases_sharing_a_body_test_membership(tmp_path: Path) -> None:
+    """The stock config's LOCATION route: ``case -1: case -3:`` then ``case -2:``
+    (ruff's PLR1714 refuses ``x == -1 or x == -3``)."""
+    source = build(
+        tmp_path,
+        "request_route {\n\tswitch ($var(rc)) {\n\t\tcase -1:\n\t\tcase -3:\n"
+        "\t\t\t$var(k) = 404;\n\t\t\tbreak;\n\t\tcase -2:\n\t\t\t$var(k) = 405;\n"
+        "\t\t\tbreak;\n\t\tdefault:\n\t\t\t$var(k) = 200;\n\t}\n}\n",
+    )
+    assert "    if _t1 in (-1, -3):  # t.cfg:7\n" in source
+    assert "    elif _t1 == -2:  # t.cfg:11\n" in source
+    module = load(tmp_path, source)
+    for rc, expected in ((-1, 404), (-3, 404), (-2, 405), (1, 200), (0, 200)):
+        _, proc = run(module, Process(engine=fake_engine(), vars={"rc": rc}))
+        assert proc.vars["k"] == expected, rc
 
 
 def test_runaway_while_is_stopped(tmp_path: Path) -> None:

@@ -1364,10 +1364,23 @@ class CodeGenerator:
                 if body:
                     branches.append((None, body, group[0].span))
                 continue
-            test: cst.BaseExpression | None = None
+            # `case 1: case 2:` reads `t in (1, 2)`; a regex case keeps its own test
+            tests: list[cst.BaseExpression] = []
+            values: list[cst.BaseExpression] = []
             for case in group:
                 one = self._case_test(temp, case, stringy, may_fail)
-                test = one if test is None else _bool_op(cst.Or(), test, one)
+                if isinstance(one, cst.Comparison) and not case.is_regex:
+                    values.append(one.comparisons[0].comparator)
+                else:
+                    tests.append(one)
+            if len(values) == 1:
+                tests.insert(0, _compare(_name(temp), cst.Equal(), values[0]))
+            elif values:
+                members = cst.Tuple([cst.Element(v) for v in values])
+                tests.insert(0, _compare(_name(temp), cst.In(), members))
+            test = tests[0]
+            for one in tests[1:]:
+                test = _bool_op(cst.Or(), test, one)
             branches.append((test, body, group[0].span))
         node: cst.If | cst.Else | None = None
         for test, body, case_span in reversed(branches):
