@@ -938,8 +938,9 @@ class Proxy:
         self, ctx: Context, msg: Request, sock: Socket, proto: str, branch: str | None = None
     ) -> bytes:
         """The request to send: our Via on top (``branch``, default the stateless
-        one), received/rport on the previous top Via, every other byte as received
-        (the R-URI as the script left it)."""
+        one), received/rport on the previous top Via, the Path ``lookup`` found as a
+        Route header, every other byte as received (the R-URI as the script left
+        it)."""
         via = msg.via
         if branch is None:
             branch = forward_branch(msg)
@@ -983,6 +984,12 @@ class Proxy:
         else:
             top = msg.hdr_start
         edits.append((top, top, line))
+        if ctx.path_vec:
+            # the registered contact's Path as the route set (Kamailio's
+            # ``insert_path_as_route``: one Route header before the first header,
+            # after our Via when that is a Via; measured on 5.6.3)
+            route = b"Route: " + ctx.path_vec.encode("utf-8", "surrogateescape") + msg.eol
+            edits.append((msg.hdr_start, msg.hdr_start, route))
         return _serialize_with(msg, edits)
 
     # -- replies -------------------------------------------------------------------
