@@ -500,3 +500,40 @@ def test_config_without_route_blocks_is_typed(tmp_path: Path) -> None:
     assert "request=None," in source
     module = load(tmp_path, source)
     assert module.__kcc_routes__ == {}
+
+
+# -- tm: branch-failure routes and transaction pseudo-variables ------------------------
+
+TM_HEAD = HEAD + 'loadmodule "tm.so"\nloadmodule "tmx.so"\nloadmodule "rr.so"\n'
+
+
+def test_branch_failure_route_is_armed_by_reference_and_typed_failure(tmp_path: Path) -> None:
+    source = build(
+        tmp_path,
+        'request_route {\n  t_on_branch_failure("BF");\n  t_relay();\n}\n'
+        "event_route[tm:branch-failure:BF] {\n  route(SUB);\n}\n"
+        'route[SUB] {\n  xlog("L_INFO", "$T_reply_code $T_req($hdr(X-A))\\n");\n}\n',
+        head=TM_HEAD,
+    )
+    assert "tm.t_on_branch_failure(ctx, event_route_tm__branch_x2dfailure__BF)" in source
+    assert "def event_route_tm__branch_x2dfailure__BF(ctx: FailureContext) -> int:" in source
+    # the sub-route runs for request_route's kinds and for the branch-failure route
+    assert "def route_SUB(ctx: RequestContext | FailureContext | EventContext) -> int:" in source
+    assert 'pv.accessor("T_req", Fmt(pv.accessor("hdr", "X-A")))' in source
+    assert '"tm:branch-failure:BF": event_route_tm__branch_x2dfailure__BF' in source
+    module = load(tmp_path, source)
+    assert (
+        module.ROUTER.event["tm:branch-failure:BF"] is module.event_route_tm__branch_x2dfailure__BF
+    )
+
+
+def test_unknown_transaction_attribute_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CompileFailed) as failed:
+        build(
+            tmp_path,
+            'request_route {\n  xlog("L_INFO", "$T(reply_reason) $T(id_label)\\n");\n}\n',
+            head=TM_HEAD,
+        )
+    text = failed.value.diagnostics
+    assert "error[E0903]: the pseudo-variable `$T(reply_reason)` is not supported" in text
+    assert text.count("error[") == 1  # $T(id_label) is known

@@ -144,6 +144,9 @@ _CONTEXTS: tuple[tuple[Route, str], ...] = (
     (Route.ONEVENT, "EventContext"),
 )
 
+#: what ``t_on_branch_failure("X")`` puts before ``X`` to name its event route
+BRANCH_FAILURE_PREFIX: Final = "tm:branch-failure:"
+
 #: ``ArgKind.ROUTE`` target kind -> the keyword of the blocks it names
 _ROUTE_ARG_KIND: dict[Route, ast.RouteKind] = {
     Route.REQUEST: ast.RouteKind.ROUTE,
@@ -1064,7 +1067,7 @@ class CodeGenerator:
         fn = self._route_names[id(route)]
         self._scope = _Scope(self.names.child())
         body = self.body(route.body.stmts, tail=True)
-        ctx_type = self._context_type(self.sema.reach.get(id(route), Route(0)))
+        ctx_type = self._context_type(self._route_kinds(route))
         self._scope = None
         return cst.FunctionDef(
             name=_name(fn),
@@ -1075,6 +1078,36 @@ class CodeGenerator:
             body=self._block(body, route.span),
             leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
         )
+
+    def _route_kinds(self, route: ast.Route) -> Route:
+        """The kinds whose context ``route`` gets: ``sema.reach``, except that an
+        ``event_route[tm:branch-failure:X]`` (checked by Kamailio as an event route)
+        runs as ``BRANCH_FAILURE`` only, and the blocks it calls get that kind too."""
+        kinds = self.sema.reach.get(id(route), Route(0))
+        if id(route) in self._branch_failure_roots():
+            return Route.BRANCH_FAILURE
+        if id(route) in self._branch_failure_callees():
+            kinds |= Route.BRANCH_FAILURE
+        return kinds
+
+    def _branch_failure_roots(self) -> frozenset[int]:
+        return frozenset(
+            id(block)
+            for block in self.sema.route_blocks()
+            if block.kind is ast.RouteKind.EVENT
+            and (block.name or "").startswith(BRANCH_FAILURE_PREFIX)
+        )
+
+    def _branch_failure_callees(self) -> frozenset[int]:
+        seen: set[int] = set()
+        work = [b for b in self.sema.route_blocks() if id(b) in self._branch_failure_roots()]
+        while work:
+            block = work.pop()
+            for callee in self.sema.callees.get(id(block), []):
+                if id(callee) not in seen:
+                    seen.add(id(callee))
+                    work.append(callee)
+        return frozenset(seen)
 
     def _context_type(self, kinds: Route) -> cst.BaseExpression:
         names = [name for flag, name in _CONTEXTS if kinds & flag]
@@ -1378,10 +1411,10 @@ class CodeGenerator:
             elif values:
                 members = cst.Tuple([cst.Element(v) for v in values])
                 tests.insert(0, _compare(_name(temp), cst.In(), members))
-            test = tests[0]
+            cond = tests[0]
             for one in tests[1:]:
-                test = _bool_op(cst.Or(), test, one)
-            branches.append((test, body, group[0].span))
+                cond = _bool_op(cst.Or(), cond, one)
+            branches.append((cond, body, group[0].span))
         node: cst.If | cst.Else | None = None
         for test, body, case_span in reversed(branches):
             if test is None:
@@ -1982,6 +2015,9 @@ class CodeGenerator:
             name = arg.text
         if name is None:
             raise _Refusal(arg.span, "a route name known only per message")
+        if wanted is Route.BRANCH_FAILURE:
+            # t_on_branch_failure("X") names event_route[tm:branch-failure:X]
+            kind, name = ast.RouteKind.EVENT, BRANCH_FAILURE_PREFIX + name
         block = self.sema.routes.get((kind, name))
         if block is None or id(block) not in self._route_names:
             raise _Refusal(arg.span, f"a reference to the missing block `{name}`")
@@ -2053,6 +2089,12 @@ def _unsupported(
     found: list[tuple[str, Span]] = []
     if node.name not in rpv.PVS:
         found.append((f"the pseudo-variable `${node.name}`", node.span))
+    elif node.name == "T" and node.inner_text not in rpv.T_NAMES:
+        found.append((f"the pseudo-variable `$T({node.inner_text})`", node.span))
+    elif node.name in ("T_req", "T_rpl", "T_inv") and not (
+        node.inner is not None and len(node.inner) == 1 and isinstance(node.inner[0], ast.PVar)
+    ):
+        found.append((f"`${node.name}` of anything but one pseudo-variable", node.span))
     elif (
         node.name == "sel"
         and node.inner_text is not None

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Branch",
     "BranchContext",
+    "BranchFailureContext",
+    "BranchFailureRouteFn",
     "BranchRouteFn",
     "Context",
     "Engine",
@@ -320,6 +322,8 @@ class Context:
         self.on_failure: FailureRouteFn | None = None
         self.on_branch: BranchRouteFn | None = None
         self.on_reply: ReplyRouteFn | None = None
+        #: ``t_on_branch_failure``: ``event_route[tm:branch-failure:NAME]``
+        self.on_branch_failure: BranchFailureRouteFn | None = None
         #: tm: the transaction this message belongs to (set by ``t_newtran`` /
         #: ``t_relay``, and in the failure, branch and reply routes it runs)
         self.tm_cell: Cell | None = None
@@ -330,6 +334,14 @@ class Context:
         #: ``t_set_fr`` before the transaction exists: (fr_inv_timer, fr_timer) in
         #: seconds, None for the module default
         self.tm_fr: tuple[float | None, float | None] | None = None
+        #: rr: ``add_rr_param`` text waiting for ``record_route`` (Kamailio's
+        #: ``rr_param_buf``), the Record-Route edit ``record_route`` made (its
+        #: ``msg._edits`` entry, which ``add_rr_param`` extends), and the URI
+        #: parameters of our own Route entry ``loose_route`` consumed (with their
+        #: leading ``;``: ``check_route_param``, ``is_direction``)
+        self.rr_params: str = ""
+        self.rr_lump: tuple[int, int, bytes] | None = None
+        self.rr_routed_params: str | None = None
         self._depth = 0
 
     # -- return codes ---------------------------------------------------------------
@@ -401,6 +413,14 @@ class FailureContext(Context):
     msg: Request
 
 
+class BranchFailureContext(FailureContext):
+    """``event_route[tm:branch-failure:NAME]``: the request of a transaction one of
+    whose branches got a negative final reply (tm's ``BRANCH_FAILURE_ROUTE``). The
+    generated code types these blocks as :class:`FailureContext`."""
+
+    kind = Route.BRANCH_FAILURE
+
+
 class ReplyContext(Context):
     """``onreply_route`` / ``reply_route``: a received reply."""
 
@@ -432,5 +452,7 @@ class EventContext(Context):
 RouteFn: TypeAlias = Callable[..., int]
 #: a block a tm function arms: ``t_on_failure("X")`` gets ``failure_route_X``
 FailureRouteFn: TypeAlias = Callable[[FailureContext], int]
+#: ``t_on_branch_failure("X")`` gets ``event_route_tm__branch_x2dfailure__X``
+BranchFailureRouteFn: TypeAlias = Callable[[FailureContext], int]
 BranchRouteFn: TypeAlias = Callable[[BranchContext], int]
 ReplyRouteFn: TypeAlias = Callable[[ReplyContext], int]

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar, Final, TypeAlias
 
+from kcc_runtime.exports import Route
 from kcc_runtime.htable import Table as HtTable
 from kcc_runtime.htable import count_matcher
 from kcc_runtime.sip import Request, Response, SipParseError
@@ -64,11 +65,13 @@ from kcc_runtime.values import Value, to_int, to_str
 
 if TYPE_CHECKING:
     from kcc_runtime.context import Context
+    from kcc_runtime.tm import Cell, TmBranch
 
 __all__ = [
     "PVS",
     "SELECTS",
     "TRANSFORMATIONS",
+    "T_NAMES",
     "WRITABLE",
     "Accessor",
     "Fmt",
@@ -410,15 +413,105 @@ def _version(ctx: Context) -> Value:
     return msg.version if isinstance(msg, (Request, Response)) else None
 
 
-def _attr(name: str) -> Reader:
-    """A reader for an optional context attribute (``$T_reply_code``): its value,
-    ``$null`` while the context has no such attribute or it is None."""
+# -- tm and tmx: $T_reply_code and friends -------------------------------------------------
+#
+# tmx's getters (``t_var.c``) by route kind, as measured on Kamailio 5.6.3 (a cfg
+# logging every one of them in request, branch, onreply, branch-failure and failure
+# routes, branches to backends answering 100/486, 180/503, or nothing):
+#
+# - ``$T_reply_code``: the reply's status in a reply route; 0 without a transaction;
+#   the last status sent upstream in request and branch routes (100 once the
+#   automatic 100 went); the picked branch's code in failure_route (the winner) and
+#   in a branch-failure route (the failed branch); 0 elsewhere;
+# - ``$T_reply_reason``: "" without a transaction; the reply's reason in a reply
+#   route; in failure_route the winner's reason, tm's text for a local one
+#   (``Request Timeout``); any other route: tmx's error, read as ``$null``;
+# - ``$T_reply_last``: only in onreply_route, the status just received on the
+#   branch (measured equal to ``$rs``); elsewhere tmx's error (``$null``);
+# - ``$T_branch_idx``: the branch of a reply, branch route or branch-failure route;
+#   in request_route the number of branches ``append_branch`` added (0 after
+#   ``t_relay`` consumed them); in failure_route the index the next branch would get
+#   (branches sent + branches added there: measured 2 after two branches); -1
+#   elsewhere;
+# - ``$T_reply_ruid``: "" (the usrloc record id of a branch: kcc's branches carry
+#   none);
+# - ``$T(name)``: ``id_index``/``id_label`` of the transaction, ``$null`` without one
+#   (``id_index_n``/``id_label_n`` create it first, as ``t_newtran``);
+#   ``reply_code``/``branch_index`` alias the two above; ``reply_type`` is 1 in
+#   failure_route when the winner is a local reply (a timeout), else 0; ``ruid``,
+#   ``uri`` and ``flags`` read the label (measured: ``$T(ruid)`` printed the label).
 
-    def read(ctx: Context) -> Value:
-        value = getattr(ctx, name, None)
-        return value if isinstance(value, (int, str)) else None
 
-    return read
+def _cell(ctx: Context) -> Cell | None:
+    return ctx.tm_cell
+
+
+def _t_reply_code(ctx: Context) -> Value:
+    kind = ctx.kind
+    if kind & Route.ONREPLY:
+        msg = ctx.msg
+        return msg.status if isinstance(msg, Response) else 0
+    cell = _cell(ctx)
+    if cell is None:
+        return 0
+    if kind & (Route.REQUEST | Route.BRANCH):
+        return cell.server.last_status
+    if kind & (Route.FAILURE | Route.BRANCH_FAILURE):
+        return ctx.t_reply_code or 0
+    return 0
+
+
+def _picked(ctx: Context, cell: Cell) -> TmBranch | None:
+    idx = ctx.t_branch_idx
+    if idx is None or not 0 <= idx < len(cell.branches):
+        return None
+    return cell.branches[idx]
+
+
+def _t_reply_reason(ctx: Context) -> Value:
+    cell = _cell(ctx)
+    if cell is None:
+        return ""
+    kind = ctx.kind
+    msg = ctx.msg
+    if kind & Route.ONREPLY:
+        return msg.reason if isinstance(msg, Response) else ""
+    if kind == Route.FAILURE:
+        br = _picked(ctx, cell)
+        if br is None:
+            return None
+        return br.reply.reason if br.reply is not None else br.reason
+    return None
+
+
+def _t_reply_last(ctx: Context) -> Value:
+    msg = ctx.msg
+    if ctx.kind != Route.TM_ONREPLY or _cell(ctx) is None or not isinstance(msg, Response):
+        return None
+    return msg.status
+
+
+def _t_branch_idx(ctx: Context) -> Value:
+    kind = ctx.kind
+    if isinstance(ctx.msg, Response) or kind & (Route.BRANCH | Route.BRANCH_FAILURE):
+        idx = ctx.t_branch_idx
+        return -1 if idx is None else idx
+    if kind == Route.REQUEST:
+        return len(ctx.branches)
+    if kind == Route.FAILURE:
+        cell = _cell(ctx)
+        return None if cell is None else len(cell.branches) + len(ctx.branches)
+    return -1
+
+
+def _t_reply_ruid(ctx: Context) -> Value:
+    return ""
+
+
+def _route_uri(ctx: Context) -> Value:
+    from kcc_runtime.modules.rr import route_uri
+
+    return route_uri(ctx)
 
 
 _SIMPLE: Final[dict[str, Reader]] = {
@@ -459,8 +552,12 @@ _SIMPLE: Final[dict[str, Reader]] = {
     "?": lambda ctx: ctx.rc,
     "retcode": lambda ctx: ctx.rc,
     "null": lambda ctx: None,
-    "T_reply_code": _attr("t_reply_code"),
-    "T_branch_idx": _attr("t_branch_idx"),
+    "T_reply_code": _t_reply_code,
+    "T_reply_reason": _t_reply_reason,
+    "T_reply_last": _t_reply_last,
+    "T_branch_idx": _t_branch_idx,
+    "T_reply_ruid": _t_reply_ruid,
+    "route_uri": _route_uri,
 }
 
 
@@ -481,6 +578,132 @@ class _Simple(Accessor):
 
     def read(self, ctx: Context) -> Value:
         return self.reader(ctx)
+
+
+#: the names ``$T(name)`` accepts (tmx ``pv_parse_t_name``)
+T_NAMES: Final[frozenset[str]] = frozenset(
+    {
+        "id_index",
+        "id_label",
+        "id_index_n",
+        "id_label_n",
+        "reply_code",
+        "reply_type",
+        "branch_index",
+        "ruid",
+        "uri",
+        "flags",
+    }
+)
+
+
+class _T(Accessor):
+    """``$T(name)``: the transaction's ids and state (see the tmx notes above); a
+    name tmx does not know raises :class:`PvError` (Kamailio refuses to start)."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        inner: str | Fmt | None = None,
+        index: int | str | Accessor | None = None,
+        transformations: tuple[Transformation, ...] = (),
+    ) -> None:
+        super().__init__(name, inner, index, transformations)
+        if not isinstance(inner, str) or inner not in T_NAMES:
+            raise PvError(f"$T({inner}) is not a transaction attribute")
+
+    def read(self, ctx: Context) -> Value:
+        what = self.inner
+        if what == "reply_code":
+            return _t_reply_code(ctx)
+        if what == "branch_index":
+            return _t_branch_idx(ctx)
+        cell = _cell(ctx)
+        if cell is None and what in ("id_index_n", "id_label_n"):
+            if ctx.proc.engine.t_newtran(ctx) < 0:
+                log.error("cannot create the transaction")
+                return None
+            cell = _cell(ctx)
+        if cell is None:
+            return None
+        if what in ("id_index", "id_index_n"):
+            return cell.hash_index
+        if what == "reply_type":
+            br = _picked(ctx, cell) if ctx.kind == Route.FAILURE else None
+            return 1 if br is not None and br.reply is None else 0
+        return cell.label
+
+
+class _TMsg(Accessor):
+    """``$T_req(pv)``, ``$T_rpl(pv)``, ``$T_inv(pv)``: ``pv`` read on another message
+    of the transaction (tmx ``pv_get_t_var_req``/``_rpl``/``_inv``); the inner name
+    is a pseudo-variable (the generated code passes it as a one-part :class:`Fmt`).
+
+    - ``$T_req``: in a reply route, the request as the transaction received it (no
+      script edits: measured ``$T_req($ru)`` is the R-URI before
+      ``rewritehostport``); ``$null`` while the current message is a request (in
+      failure_route too, measured);
+    - ``$T_rpl``: in failure_route the winning reply, in a branch-failure route the
+      failed branch's reply; ``$null`` for a local reply (a timeout) and elsewhere;
+    - ``$T_inv``: for a CANCEL, the INVITE it cancels (measured in request_route:
+      ``$T_inv($rm)`` is ``INVITE``); ``$null`` for anything else.
+    """
+
+    __slots__ = ("target",)
+
+    def __init__(
+        self,
+        name: str,
+        inner: str | Fmt | None = None,
+        index: int | str | Accessor | None = None,
+        transformations: tuple[Transformation, ...] = (),
+    ) -> None:
+        super().__init__(name, inner, index, transformations)
+        target = None
+        if isinstance(inner, Fmt) and len(inner.parts) == 1:
+            part = inner.parts[0]
+            target = part if isinstance(part, Accessor) else None
+        if target is None:
+            raise PvError(f"${name}() needs a pseudo-variable as its name")
+        self.target: Accessor = target
+
+    def read(self, ctx: Context) -> Value:
+        other = self._context(ctx)
+        return None if other is None else self.target.get(other)
+
+    def _context(self, ctx: Context) -> Context | None:
+        from kcc_runtime.context import Context as PlainContext
+        from kcc_runtime.context import Received
+
+        msg = ctx.msg
+        if self.name == "T_inv":
+            from kcc_runtime.tm import Tm
+
+            tm = getattr(ctx.proc.engine, "tm", None)
+            if not isinstance(msg, Request) or not isinstance(tm, Tm):
+                return None
+            cell = tm.find_invite_cell(msg)
+            if cell is None:
+                return None
+            return PlainContext(ctx.proc, cell.received_request(), cell.ctx.received)
+        cell = _cell(ctx)
+        if cell is None:
+            return None
+        if self.name == "T_req":
+            if not isinstance(msg, Response):
+                return None
+            return PlainContext(ctx.proc, cell.received_request(), cell.ctx.received)
+        if not isinstance(msg, Request) or not ctx.kind & (Route.FAILURE | Route.BRANCH_FAILURE):
+            return None
+        br = _picked(ctx, cell)
+        if br is None or br.reply is None:
+            return None
+        received = br.reply_received
+        if received is None:
+            received = Received(ctx.received.src_ip, ctx.received.src_port, "", 0)
+        return PlainContext(ctx.proc, br.reply, received)
 
 
 # -- the request URI and the destination URI (writable) -----------------------------------
@@ -1080,6 +1303,8 @@ _CLASSES: Final[dict[str, type[Accessor]]] = {
     "msg": _Msg,
     "env": _Env,
     "sel": _Sel,
+    "T": _T,
+    **dict.fromkeys(("T_req", "T_rpl", "T_inv"), _TMsg),
 }
 
 #: every PV class name :func:`accessor` implements

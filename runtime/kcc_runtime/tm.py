@@ -39,6 +39,33 @@ tm's README and code:
   INVITE branch) on every branch that received a provisional reply and marks the
   others: they are canceled when a 1xx arrives, or end with a local 487 at their
   timeout (``cancel_b_method`` 1, measured: 487 to the caller at ``fr_timer``).
+- ``t_on_branch_failure("X")`` arms ``event_route[tm:branch-failure:X]``: each
+  branch keeps the block armed when it was created, and the block runs on every
+  negative final reply of that branch (a local 408/487 too) before the transaction
+  decides, on the request as saved in the transaction (``$ru`` is the transaction's
+  R-URI, not the branch's), with ``$T_reply_code``/``t_check_status`` of that
+  branch. tm disarms it before running it, so a branch the block starts with
+  ``t_relay()`` gets none unless the block arms it again; message flags set there
+  go back to the transaction. Measured: with branches to 5381 (486) and 5383 (503)
+  the block ran twice (``$T_branch_idx`` 0 then 1, ``$ru`` the 5381 R-URI both
+  times); a ``t_relay()`` in it after ``rewritehostport`` returned 1 and started
+  branch 2, whose 404 did not run the block; the failure_route ran after the last
+  branch was final.
+- The winner among negative replies is tm's ``t_pick_branch``: the lowest
+  ``get_prio`` (6xx 1000+xx, 3xx 3000+xx, 4xx 4000+xx with 401, 407, 415, 420 and
+  484 before the other 4xx, 5xx 5000+xx), the first branch on a tie. Measured:
+  486 (branch 0), 408 (branch 1) and 404 (branch 2) -> 404.
+- A transaction has Kamailio's ids (``$T(id_index)``, ``$T(id_label)``): the hash
+  index is the one in the branch parameter (``core_hash(Call-ID, CSeq number)``
+  modulo 65536, measured 62340 for the tests' ``c1`` INVITE, ``483f`` reversed);
+  the label counts up per hash entry from a random start (Kamailio seeds each entry
+  with ``kam_rand()``; measured labels such as 1112227328).
+- ``t_on_failure``/``t_on_branch``/``t_on_reply``/``t_on_branch_failure`` arm the
+  transaction itself once it exists (tm's ``t_on_*`` write ``t->on_*`` when
+  ``T`` is set, else a per-message variable ``t_newtran`` copies). Measured with
+  ``t_is_set``: armed before ``t_newtran`` -> true after it; in failure_route the
+  failure route is disarmed (false), the reply route still set; in a branch_route
+  ``t_is_set("branch_route")`` is false.
 - ``t_check_trans``: a retransmission is absorbed (the last reply resent) and the
   script ends (0); an ACK for a negative reply is absorbed (0); a CANCEL: 1 when
   its INVITE transaction exists; else -1. An ACK for a 2xx matches nothing and
@@ -49,11 +76,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from kcc_runtime.context import (
     BranchContext,
+    BranchFailureContext,
     Context,
     FailureContext,
     Received,
@@ -73,10 +102,25 @@ from kcc_runtime.transaction import (
 from kcc_runtime.values import Value
 
 if TYPE_CHECKING:
-    from kcc_runtime.context import BranchRouteFn, FailureRouteFn, ReplyRouteFn
+    from kcc_runtime.context import (
+        BranchFailureRouteFn,
+        BranchRouteFn,
+        FailureRouteFn,
+        ReplyRouteFn,
+    )
     from kcc_runtime.engine import Proxy, Socket
 
-__all__ = ["CANCELING", "Cell", "Dest", "Tm", "TmBranch", "timer_config", "tm_tag_prefix"]
+__all__ = [
+    "CANCELING",
+    "Cell",
+    "Dest",
+    "Tm",
+    "TmBranch",
+    "hash_index",
+    "reply_prio",
+    "timer_config",
+    "tm_tag_prefix",
+]
 
 log = logging.getLogger("kcc_runtime.tm")
 
@@ -147,6 +191,11 @@ class TmBranch:
     #: canceled before any reply: send the CANCEL when a 1xx comes
     cancel_pending: bool = False
     cancel_sent: bool = False
+    #: the branch-failure block armed when the branch was created (tm's per-branch
+    #: ``on_branch_failure``)
+    on_branch_failure: BranchFailureRouteFn | None = None
+    #: where the final reply came from (``$T_rpl($si)``)
+    reply_received: Received | None = None
 
 
 @dataclass(eq=False)
@@ -169,6 +218,7 @@ class Cell:
     on_failure: FailureRouteFn | None = None
     on_branch: BranchRouteFn | None = None
     on_reply: ReplyRouteFn | None = None
+    on_branch_failure: BranchFailureRouteFn | None = None
     fr_timer: float | None = None
     fr_inv_timer: float | None = None
     branches: list[TmBranch] = field(default_factory=list)
@@ -180,6 +230,22 @@ class Cell:
     #: ``t_relay`` failed before any branch was sent: the reply tm sends at the end
     #: of the script when nothing else answered (Kamailio's ``kill_transaction``)
     error: tuple[int, str] | None = None
+    #: Kamailio's transaction ids: ``$T(id_index)`` (the hash table entry) and
+    #: ``$T(id_label)``
+    hash_index: int = 0
+    label: int = 0
+    _received: Request | None = field(default=None, repr=False)
+
+    def received_request(self) -> Request:
+        """The request as the transaction received it, without the script's edits
+        (``$T_req``, ``$T_inv``: tmx parses the buffer tm keeps); parsed once."""
+        if self._received is None:
+            try:
+                msg = parse_message(self.request.buf)
+            except SipParseError:
+                msg = None
+            self._received = msg if isinstance(msg, Request) else self.request
+        return self._received
 
     def answered(self) -> bool:
         """Whether a final reply went upstream (the failure route may have replied)."""
@@ -202,6 +268,10 @@ class Tm:
         self.tag_prefix = tm_tag_prefix(proxy.sockets)
         self._pumping = False
         self._last_error = E_UNSPEC
+        #: the next label per hash entry, each started at a random value as
+        #: Kamailio's ``init_hash_table`` does (a test may seed ``label_rng``)
+        self.label_rng = random.Random()
+        self._labels: dict[int, int] = {}
 
     # -- glue ----------------------------------------------------------------------
 
@@ -301,6 +371,15 @@ class Tm:
             return -1
         tx.reply_dest = dest
         cell = Cell(server=tx, request=msg, ctx=ctx, avps=ctx.avps)
+        cell.hash_index = hash_index(msg)
+        label = self._labels.get(cell.hash_index)
+        if label is None:
+            label = self.label_rng.getrandbits(31)
+        cell.label = label
+        self._labels[cell.hash_index] = (label + 1) & 0xFFFFFFFF
+        # what the script armed before the transaction existed (tm's t_newtran)
+        cell.on_failure, cell.on_branch, cell.on_reply = ctx.on_failure, ctx.on_branch, ctx.on_reply
+        cell.on_branch_failure = ctx.on_branch_failure
         fr = ctx.tm_fr
         if fr is not None:
             cell.fr_inv_timer, cell.fr_timer = fr
@@ -373,6 +452,7 @@ class Tm:
         cell.edits = list(msg._edits)
         cell.new_uri, cell.dst_uri = ctx.new_uri, ctx.dst_uri
         cell.on_failure, cell.on_branch, cell.on_reply = ctx.on_failure, ctx.on_branch, ctx.on_reply
+        cell.on_branch_failure = ctx.on_branch_failure
 
     def _add_branch(
         self,
@@ -407,6 +487,10 @@ class Tm:
             return -1
         index = len(cell.branches)
         send_ctx: Context = ctx
+        # the message edits of a branch_route belong to that branch only (tm runs
+        # it on a copy of the lump lists): measured, add_rr_param(";br=$T_branch_idx")
+        # there gives ";br=0" on branch 0 and ";br=1" (not ";br=0;br=1") on branch 1
+        saved_edits = list(msg._edits)
         if cell.on_branch is not None:
             bctx = BranchContext(ctx.proc, msg, ctx.received)
             _copy_state(ctx, bctx, cell)
@@ -415,6 +499,7 @@ class Tm:
             if outcome.dropped:
                 log.debug("t_relay: branch %d dropped in branch_route", index)
                 self._last_error = E_UNSPEC
+                msg._edits = saved_edits
                 return -1
             send_ctx = bctx
         head, _, _ = _tm_branch_base(cell.request)
@@ -424,6 +509,8 @@ class Tm:
         except (SipParseError, ValueError) as exc:
             log.error("t_relay: building failed: %s", exc)
             return -1
+        finally:
+            msg._edits = saved_edits
         dest = Dest(p, (ip, dport), sock)
         try:
             tx = self.layer.send_request(
@@ -437,7 +524,7 @@ class Tm:
         except (ValueError, TransactionLimitError) as exc:
             log.error("t_relay: cannot start the branch: %s", exc)
             return -1
-        br = TmBranch(index, tx)
+        br = TmBranch(index, tx, on_branch_failure=cell.on_branch_failure)
         tx.context = (cell, br)
         cell.branches.append(br)
         proxy.stats["forwarded"] += 1
@@ -589,6 +676,8 @@ class Tm:
                         self._send_cancel(other)
             return
         br.status, br.reason, br.reply, br.final = status, msg.reason, msg, True
+        br.reply_received = _received_of(event, cell)
+        self._branch_failure(cell, br)
         self._complete(cell)
 
     def _relay(self, cell: Cell, msg: Response) -> None:
@@ -612,6 +701,7 @@ class Tm:
             br.status, br.reason = 408, TIMEOUT_REASON
         if event.responded and tx.kind.is_invite:
             self._send_cancel(br)  # fr_inv_timer after a 1xx: tm cancels the branch
+        self._branch_failure(cell, br)
         self._complete(cell)
 
     def _complete(self, cell: Cell) -> None:
@@ -645,16 +735,39 @@ class Tm:
             self._send_upstream(cell, self._local_reply(cell, winner.status, winner.reason), 0)
             cell.final_sent = True
 
+    def _branch_failure(self, cell: Cell, br: TmBranch) -> None:
+        """``event_route[tm:branch-failure:X]`` for a branch's negative final reply
+        (tm's ``run_branch_failure_handlers``), before the transaction decides; see
+        the module docstring. Runs at most once per branch."""
+        route = br.on_branch_failure
+        if route is None:
+            return
+        br.on_branch_failure = None
+        msg = _faked_request(cell)
+        if msg is None:
+            return
+        cell.on_branch_failure = None
+        bctx = BranchFailureContext(cell.ctx.proc, msg, cell.ctx.received)
+        _copy_state(cell.ctx, bctx, cell)
+        bctx.on_reply = cell.on_reply
+        bctx.t_reply_code = br.status
+        bctx.t_branch_idx = br.index
+        self.proxy.router.run(route, bctx)
+        cell.flags = bctx.flags
+
+    def find_invite_cell(self, msg: Request) -> Cell | None:
+        """The INVITE transaction a CANCEL matches (``$T_inv``), or None."""
+        if msg.method != "CANCEL":
+            return None
+        tx = self.layer.find_invite_for_cancel(msg)
+        return tx.context if tx is not None and isinstance(tx.context, Cell) else None
+
     def _run_failure(self, cell: Cell, route: FailureRouteFn, winner: TmBranch) -> None:
         """``failure_route`` on the request as saved in the cell (Kamailio's faked
         request): edits, R-URI, ``$du``, flags and AVPs of the transaction."""
-        try:
-            msg = parse_message(cell.request.buf)
-        except SipParseError:
+        msg = _faked_request(cell)
+        if msg is None:
             return
-        if not isinstance(msg, Request):
-            return
-        msg._edits = list(cell.edits)
         fctx = FailureContext(cell.ctx.proc, msg, cell.ctx.received)
         _copy_state(cell.ctx, fctx, cell)
         fctx.on_reply = cell.on_reply
@@ -666,6 +779,29 @@ class Tm:
         cell.on_branch = fctx.on_branch or cell.on_branch
 
 
+def _faked_request(cell: Cell) -> Request | None:
+    """The request as the transaction saved it: a fresh parse with its edits."""
+    try:
+        msg = parse_message(cell.request.buf)
+    except SipParseError:
+        return None
+    if not isinstance(msg, Request):
+        return None
+    msg._edits = list(cell.edits)
+    return msg
+
+
+def hash_index(request: Request) -> int:
+    """Kamailio's transaction hash index of ``request`` (``$T(id_index)``): the
+    number whose reversed hex digits lead the branch parameter."""
+    try:
+        head = _tm_branch_base(request)[0]
+    except SipParseError:
+        return 0
+    digits = head.removeprefix("z9hG4bK").partition(".")[0]
+    return int(digits[::-1], 16) if digits else 0
+
+
 def _copy_state(src: Context, dst: Context, cell: Cell) -> None:
     """The transaction's state into a route context run on its behalf."""
     dst.avps = src.avps
@@ -675,6 +811,7 @@ def _copy_state(src: Context, dst: Context, cell: Cell) -> None:
     dst.advertised_address, dst.advertised_port = src.advertised_address, src.advertised_port
     dst.send_socket = src.send_socket
     dst.reply_lumps = list(src.reply_lumps)
+    dst.rr_params, dst.rr_lump = src.rr_params, src.rr_lump
     dst.tm_cell = cell
 
 
@@ -686,15 +823,27 @@ def _received_of(event: ResponseReceived, cell: Cell) -> Received:
     return Received(ip, port, where.sock.ip, where.sock.port, where.proto)
 
 
-def _prio(status: int) -> int:
-    """``t_pick_branch`` order: a 6xx first, then the lowest class."""
-    return 0 if status >= 600 else status // 100
+#: tm's ``resp_class_prio``, by status class 0..6
+_CLASS_PRIO: Final = (32000, 11000, 0, 3000, 4000, 5000, 1000)
+#: the 4xx tm prefers to the other 4xx (``get_4xx_prio``)
+_PREFERRED_4XX: Final = frozenset({1, 7, 15, 20, 84})
+
+
+def reply_prio(status: int) -> int:
+    """tm's ``get_prio``: lower wins (see the module docstring)."""
+    klass, xx = divmod(status, 100)
+    if klass >= 7:
+        return 10000 + status
+    if klass == 4 and xx not in _PREFERRED_4XX:
+        xx += 100
+    return _CLASS_PRIO[klass] + xx
 
 
 def _pick(branches: list[TmBranch]) -> TmBranch:
+    """``t_pick_branch``: the lowest priority value, the first branch on a tie."""
     best = branches[0]
     for br in branches[1:]:
-        if _prio(br.status) < _prio(best.status):
+        if reply_prio(br.status) < reply_prio(best.status):
             best = br
     return best
 

@@ -9,7 +9,7 @@ from typing import Final
 
 import pytest
 from kcc_runtime import Fmt, RequestContext, pv
-from kcc_runtime.context import Context, Process, Received, ReplyContext
+from kcc_runtime.context import Branch, Context, Process, Received, ReplyContext
 from kcc_runtime.pv import PvError, accessor, select, split_uri, transformation
 from kcc_runtime.router import Config, Router
 from kcc_runtime.sip import parse_message
@@ -163,13 +163,15 @@ def test_reply_pvs() -> None:
     assert get(ctx, "rU") is None
 
 
-def test_transaction_pvs_read_context_attributes() -> None:
+def test_transaction_pvs_without_a_transaction() -> None:
+    """Measured on Kamailio 5.6.3 in request_route before ``t_relay``: ``$T_reply_code``
+    is 0 and ``$T_branch_idx`` the number of branches ``append_branch`` added (the
+    route kinds with a transaction are in ``test_tm_extras.py``)."""
     ctx = make_ctx()
-    assert get(ctx, "T_reply_code") is None
-    ctx.t_reply_code = 404
-    ctx.t_branch_idx = 2
-    assert get(ctx, "T_reply_code") == 404
-    assert get(ctx, "T_branch_idx") == 2
+    assert get(ctx, "T_reply_code") == 0
+    assert get(ctx, "T_branch_idx") == 0
+    ctx.branches.append(Branch("sip:second@127.0.0.1:5383"))
+    assert get(ctx, "T_branch_idx") == 1
 
 
 def test_bad_header_reads_null() -> None:

@@ -11,6 +11,8 @@ import logging
 import re
 
 from kcc_runtime.context import (
+    BranchContext,
+    BranchFailureRouteFn,
     BranchRouteFn,
     Context,
     FailureRouteFn,
@@ -40,8 +42,10 @@ __all__ = [
     "t_check_status",
     "t_check_trans",
     "t_is_canceled",
+    "t_is_set",
     "t_newtran",
     "t_on_branch",
+    "t_on_branch_failure",
     "t_on_failure",
     "t_on_reply",
     "t_relay",
@@ -120,23 +124,76 @@ def t_any_timeout(ctx: Context) -> int:
     return ctx.proc.engine.t_any_timeout(ctx)
 
 
+# The t_on_* functions arm the block for the message and, once the transaction
+# exists, for the transaction itself (tm's ``t_on_failure`` writes ``t->on_failure``
+# when ``T`` is set, else a per-message variable that ``t_newtran`` copies): so one
+# armed in an onreply_route or a branch-failure route takes effect.
+
+
 def t_on_failure(ctx: Context, route: FailureRouteFn) -> int:
     """``t_on_failure("NAME")``: run ``failure_route[NAME]`` when every branch of
     the transaction failed (the last call wins): 1."""
     ctx.on_failure = route
+    if ctx.tm_cell is not None:
+        ctx.tm_cell.on_failure = route
     return 1
 
 
 def t_on_branch(ctx: Context, route: BranchRouteFn) -> int:
     """``t_on_branch("NAME")``: run ``branch_route[NAME]`` for each new branch: 1."""
     ctx.on_branch = route
+    if ctx.tm_cell is not None:
+        ctx.tm_cell.on_branch = route
     return 1
 
 
 def t_on_reply(ctx: Context, route: ReplyRouteFn) -> int:
     """``t_on_reply("NAME")``: run ``onreply_route[NAME]`` for each reply: 1."""
     ctx.on_reply = route
+    if ctx.tm_cell is not None:
+        ctx.tm_cell.on_reply = route
     return 1
+
+
+def t_on_branch_failure(ctx: Context, route: BranchFailureRouteFn) -> int:
+    """``t_on_branch_failure("NAME")``: run ``event_route[tm:branch-failure:NAME]``
+    on each negative final reply of the branches created from now on (tm README
+    4.7; the semantics are in :mod:`kcc_runtime.tm`): 1."""
+    ctx.on_branch_failure = route
+    if ctx.tm_cell is not None:
+        ctx.tm_cell.on_branch_failure = route
+    return 1
+
+
+#: ``t_is_set`` targets (tm's ``fixup_t_is_set`` accepts these three)
+T_IS_SET_TARGETS = ("branch_route", "failure_route", "onreply_route")
+
+
+def t_is_set(ctx: Context, target: str) -> int:
+    """``t_is_set(target)``: 1 when the ``branch_route``, ``failure_route`` or
+    ``onreply_route`` named by ``target`` is armed for the transaction -- or, before
+    the transaction exists, for the message -- else -1 (tm ``t_is_set``).
+
+    Measured on Kamailio 5.6.3: false at the start of request_route; true after
+    ``t_on_failure`` before ``t_relay`` and after a later ``t_newtran``; in
+    failure_route ``failure_route`` is false (tm disarms it before running the
+    block) and ``onreply_route`` true; in onreply_route and in the branch-failure
+    route ``failure_route`` is true; in a branch_route ``branch_route`` is false
+    (only a ``t_on_branch`` there would set it). Kamailio refuses any other target
+    at start-up; here it is an error and -1.
+    """
+    if target not in T_IS_SET_TARGETS:
+        log.error("t_is_set: unknown target %r", target)
+        return -1
+    cell = ctx.tm_cell
+    armed: object
+    if target == "branch_route":
+        armed = ctx.on_branch if cell is None or isinstance(ctx, BranchContext) else cell.on_branch
+    elif target == "failure_route":
+        armed = ctx.on_failure if cell is None else cell.on_failure
+    else:
+        armed = ctx.on_reply if cell is None else cell.on_reply
+    return 1 if armed is not None else -1
 
 
 def t_check_status(ctx: Context, pattern: re.Pattern[str]) -> int:
@@ -339,6 +396,7 @@ EXPORTS = ModuleExports(
             REQ_FAIL_TMREPLY_BRANCH,
             const_args=True,
             fixup="fixup_on_branch_failure",
+            impl=t_on_branch_failure,
         ),
         Cmd(
             "t_on_reply",
@@ -396,7 +454,14 @@ EXPORTS = ModuleExports(
         Cmd("t_is_expired", (), REQ_FAIL_TMREPLY_BRANCH),
         Cmd("t_grep_status", (INT,), REQ_FAIL_TMREPLY_BRANCH, fixup="fixup_var_int_1"),
         Cmd("t_check_trans", (), REQ_REPLY_BRANCH, impl=t_check_trans),
-        Cmd("t_is_set", (STR_CONST,), Route.ANY, const_args=True, fixup="fixup_t_is_set"),
+        Cmd(
+            "t_is_set",
+            (STR_CONST,),
+            Route.ANY,
+            const_args=True,
+            fixup="fixup_t_is_set",
+            impl=t_is_set,
+        ),
         Cmd("t_get_status_code", (), REQ_FAIL_REPLY_BRANCH),
         # timers
         Cmd("t_set_fr", (INT,), REQ_FAIL_TMREPLY_BRANCH, fixup="fixup_var_int_1", impl=t_set_fr),

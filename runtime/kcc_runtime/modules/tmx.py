@@ -7,6 +7,7 @@ constant-argument rules from Kamailio's export table, defaults from the module R
 
 from __future__ import annotations
 
+from kcc_runtime.context import Context
 from kcc_runtime.exports import (
     ANY,
     INT,
@@ -20,6 +21,43 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+
+__all__ = [
+    "EXPORTS",
+    "t_is_branch_route",
+    "t_is_failure_route",
+    "t_is_reply_route",
+    "t_is_request_route",
+]
+
+# The t_is_*_route tests read the kind of the top-level block being run
+# (Kamailio's ``route_type``), which a sub-route called with ``route(X)`` shares:
+# tmx compares it with ``==`` (``& ONREPLY_ROUTE`` for the reply test, so the core
+# reply_route counts too). Measured on Kamailio 5.6.3: t_is_request_route() true in
+# request_route; t_is_branch_route() true in branch_route; t_is_reply_route() true
+# in onreply_route; t_is_failure_route() true in failure_route and false, like
+# t_is_request_route(), in event_route[tm:branch-failure:X].
+
+
+def t_is_failure_route(ctx: Context) -> int:
+    """``t_is_failure_route()``: 1 in a failure_route (and what it calls), else -1."""
+    return 1 if ctx.kind == Route.FAILURE else -1
+
+
+def t_is_branch_route(ctx: Context) -> int:
+    """``t_is_branch_route()``: 1 in a branch_route, else -1."""
+    return 1 if ctx.kind == Route.BRANCH else -1
+
+
+def t_is_reply_route(ctx: Context) -> int:
+    """``t_is_reply_route()``: 1 in an onreply_route or the core reply_route, else -1."""
+    return 1 if ctx.kind & Route.ONREPLY else -1
+
+
+def t_is_request_route(ctx: Context) -> int:
+    """``t_is_request_route()``: 1 in request_route, else -1 (event routes too)."""
+    return 1 if ctx.kind == Route.REQUEST else -1
+
 
 EXPORTS = ModuleExports(
     name="tmx",
@@ -54,7 +92,7 @@ EXPORTS = ModuleExports(
             const_args=True,
             fixup="fixup_reply_callid",
         ),
-        Cmd("t_is_reply_route", (), Route.ANY),
+        Cmd("t_is_reply_route", (), Route.ANY, impl=t_is_reply_route),
         # suspend and continue
         Cmd("t_suspend", (), Route.ANY),
         Cmd(
@@ -68,9 +106,9 @@ EXPORTS = ModuleExports(
         # transaction state
         Cmd("t_flush_flags", (), Route.ANY),
         Cmd("t_flush_xflags", (), Route.ANY),
-        Cmd("t_is_failure_route", (), Route.ANY),
-        Cmd("t_is_branch_route", (), Route.ANY),
-        Cmd("t_is_request_route", (), Route.ANY),
+        Cmd("t_is_failure_route", (), Route.ANY, impl=t_is_failure_route),
+        Cmd("t_is_branch_route", (), Route.ANY, impl=t_is_branch_route),
+        Cmd("t_is_request_route", (), Route.ANY, impl=t_is_request_route),
         Cmd("t_precheck_trans", (), Route.REQUEST),
         Cmd("t_drop", (), Route.ANY),
         Cmd("t_drop", (INT,), Route.ANY, fixup="fixup_igp_null"),
