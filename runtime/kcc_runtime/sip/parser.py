@@ -101,12 +101,20 @@ def _can_reply(data: bytes, eol: bytes, hdr_start: int, hdr_end: int) -> bool:
 
 
 def _head_end(data: bytes, start: int, lf_only: bool) -> tuple[int, int]:
-    """(end of the header section, start of the body), or (-1, -1) if not complete."""
+    """(end of the header section, start of the body), or (-1, -1) if not complete.
+
+    The section ends at the first empty line. Header lines end at LF, CR LF or not
+    (as in Kamailio's parser), so in a CRLF message a bare LF before the empty line
+    (``...\x00\n\r\n``) ends the section there too: a header removed after such a
+    line must not move the end of the section (found by the SIP fuzzer)."""
     if lf_only:
         i = data.find(b"\n\n", start - 1)
         return (i + 1, i + 2) if i >= 0 else (-1, -1)
-    i = data.find(b"\r\n\r\n", start - 2)
-    return (i + 2, i + 4) if i >= 0 else (-1, -1)
+    i = data.find(b"\n\r\n", start - 1)
+    j = data.find(b"\n\n", start - 1, len(data) if i < 0 else i + 1)
+    if j >= 0:
+        return j + 1, j + 2
+    return (i + 1, i + 3) if i >= 0 else (-1, -1)
 
 
 def _skip_crlf(data: bytes | bytearray) -> int:
