@@ -290,6 +290,10 @@ class Context:
         #: unchanged. Kept apart from ``msg`` so ``revert_uri`` can undo it, as Kamailio
         #: keeps ``new_uri`` beside the first line
         self.new_uri: str | None = None
+        #: the R-URI is a branch to send (Kamailio's ``ruri_is_new``): set by every
+        #: R-URI write; a failure route starts with it clear, so its ``t_relay``
+        #: sends the R-URI again only when the route set it
+        self.ruri_new = True
         #: ``$du``, the next hop that overrides the R-URI for sending
         self.dst_uri: str | None = None
         #: the route set of the R-URI branch (Kamailio's ``path_vec``): the Path of

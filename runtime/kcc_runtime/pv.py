@@ -82,6 +82,7 @@ __all__ = [
     "accessor",
     "current_ruri",
     "select",
+    "set_ruri",
     "split_uri",
     "transformation",
 ]
@@ -319,6 +320,25 @@ def current_ruri(ctx: Context) -> str | None:
     if req is None:
         return None
     return req.uri_raw.decode("utf-8", "surrogateescape")
+
+
+def set_ruri(ctx: Context, uri: str) -> bool:
+    """Make ``uri`` the new R-URI (Kamailio's ``new_uri`` and ``ruri_mark_new``): kept
+    in ``ctx.new_uri`` for ``$ru`` and ``revert_uri``, written into the message's
+    first line for sending, and marked new for tm's forking (a failure route's
+    ``t_relay`` sends the R-URI branch only when the route set it). False when the
+    text cannot stand in a request line (empty, whitespace)."""
+    msg = ctx.msg
+    if not isinstance(msg, Request):
+        return False
+    try:
+        msg.set_uri(uri.encode("utf-8", "surrogateescape"))
+    except ValueError:
+        log.error("bad new R-URI <%s>", uri)
+        return False
+    ctx.new_uri = uri
+    ctx.ruri_new = True
+    return True
 
 
 def _ruri_parts(ctx: Context) -> UriParts | None:
@@ -723,7 +743,7 @@ class _RUri(Accessor):
         if value is None or not text or any(c in text for c in " \t\r\n"):
             log.error("cannot set the R-URI to %r", value)
             return
-        ctx.new_uri = text
+        set_ruri(ctx, text)
 
 
 class _RUriPart(Accessor):
@@ -792,7 +812,7 @@ class _RUriPart(Accessor):
                 parts.params,
                 parts.headers,
             )
-        ctx.new_uri = new.build()
+        set_ruri(ctx, new.build())
 
 
 class _DstUri(Accessor):

@@ -78,7 +78,7 @@ import hashlib
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from kcc_runtime.context import (
     BranchContext,
@@ -130,11 +130,21 @@ CANCELING: Final = "canceling"
 TRYING: Final = "trying -- your call is important to us"
 TIMEOUT_REASON: Final = "Request Timeout"
 TERMINATED_REASON: Final = "Request Terminated"
-#: Kamailio's ``err2reason_phrase`` for the errors ``t_relay`` can meet (code, text)
-E_UNSPEC: Final = (500, "I'm terribly sorry, server error occurred")
-E_BAD_ADDRESS: Final = (478, "Unresolvable destination")
-E_SEND: Final = (477, "Unfortunately error on sending to next hop occurred")
-E_BAD_URI: Final = (400, "Regretfully, we were not able to process the URI")
+#: Kamailio's errors ``t_relay`` can meet, with what ``err2reason_phrase`` makes of
+#: them: (reply code, text, error number). The reason reads ``text (number/TM)`` and
+#: ``t_relay`` returns the number negated -- measured on 5.6.3: an unresolvable host
+#: -478 and ``478 Unresolvable destination (478/TM)``, no socket for the protocol -7
+#: and ``500 ... (7/TM)``, every branch dropped in branch_route -6 and ``500 ...
+#: (6/TM)``.
+TmError: TypeAlias = tuple[int, str, int]
+_SORRY: Final = "I'm terribly sorry, server error occurred"
+E_UNSPEC: Final[TmError] = (500, _SORRY, 1)
+E_CFG: Final[TmError] = (500, _SORRY, 6)
+E_NO_SOCKET: Final[TmError] = (500, _SORRY, 7)
+E_SCRIPT: Final = -10
+E_BAD_ADDRESS: Final[TmError] = (478, "Unresolvable destination", 478)
+E_SEND: Final[TmError] = (477, "Unfortunately error on sending to next hop occurred", 477)
+E_BAD_URI: Final[TmError] = (400, "Regretfully, we were not able to process the URI", 400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +239,7 @@ class Cell:
     final_sent: bool = False
     #: ``t_relay`` failed before any branch was sent: the reply tm sends at the end
     #: of the script when nothing else answered (Kamailio's ``kill_transaction``)
-    error: tuple[int, str] | None = None
+    error: TmError | None = None
     #: Kamailio's transaction ids: ``$T(id_index)`` (the hash table entry) and
     #: ``$T(id_label)``
     hash_index: int = 0
@@ -389,8 +399,9 @@ class Tm:
 
     def t_newtran(self, ctx: Context) -> int:
         if self.cell_of(ctx) is not None:
+            # measured: a second t_newtran() returns -10 (E_SCRIPT)
             log.error("t_newtran: transaction already in process")
-            return -1
+            return E_SCRIPT
         made = self.newtran(ctx)
         return 1 if isinstance(made, Cell) else made
 
@@ -405,7 +416,7 @@ class Tm:
             cell = self.cell_of(ctx)
             if cell is None:
                 return -1
-            return self._add_branch(ctx, cell, msg, proto=proto, host=host, port=port)
+            return self._forward(ctx, cell, msg, proto=proto, host=host, port=port)
         if msg.method == "ACK":
             tx = self.layer.match_request(msg)
             if tx is not None:
@@ -417,7 +428,8 @@ class Tm:
         if cell is None:
             made = self.newtran(ctx)
             if not isinstance(made, Cell):
-                return made
+                # measured: a retransmitted CANCEL (its 200 resent) is 1 too
+                return 1 if made == 0 and msg.method == "CANCEL" else made
             cell = made
         if msg.method == "CANCEL":
             invite = self.layer.find_invite_for_cancel(msg)
@@ -426,10 +438,74 @@ class Tm:
         elif msg.method == "INVITE" and self.auto_inv_100 and cell.server.last_status == 0:
             self._send_upstream(cell, self._local_reply(cell, 100, self.trying_reason), 100)
         self._save(ctx, cell, msg)
-        rc = self._add_branch(ctx, cell, msg, proto=proto, host=host, port=port)
+        rc = self._forward(ctx, cell, msg, proto=proto, host=host, port=port)
         if rc < 0 and not cell.branches:
             cell.error = self._last_error
         return rc
+
+    def _forward(
+        self,
+        ctx: Context,
+        cell: Cell,
+        msg: Request,
+        *,
+        proto: str | None,
+        host: str | None,
+        port: int | None,
+    ) -> int:
+        """tm's ``t_forward_nonack``: a client branch for the R-URI when it is new
+        (always in request_route; in a failure route only when the route set it),
+        then one for each appended branch (``append_branch``, a ``lookup`` with
+        several contacts: parallel forking), each with its own R-URI, ``$du``, Path
+        and branch flags. The appended branches are consumed. 1 when at least one
+        branch went out; else the lowest error negated (``t_relay`` returns -478 for
+        an unresolvable host), -1 when there was no branch at all (measured: "no
+        branches for forwarding")."""
+        tried = added = 0
+        lowest: TmError | None = None
+
+        def one() -> None:
+            nonlocal tried, added, lowest
+            tried += 1
+            if self._add_branch(ctx, cell, msg, proto=proto, host=host, port=port) > 0:
+                added += 1
+            elif lowest is None or self._last_error[2] > lowest[2]:
+                lowest = self._last_error
+
+        if ctx.ruri_new:
+            one()
+        appended, ctx.branches = ctx.branches, []
+        if appended:
+            saved = (ctx.new_uri, ctx.dst_uri, ctx.path_vec, ctx.bflags)
+            saved_edits, saved_uri = list(msg._edits), msg._cache.get("new_uri")
+            for br in appended:
+                try:
+                    msg.set_uri(br.uri)
+                except ValueError:
+                    log.error("t_relay: bad branch URI <%s>", br.uri)
+                    tried += 1
+                    continue
+                ctx.new_uri, ctx.dst_uri, ctx.path_vec, ctx.bflags = (
+                    br.uri,
+                    br.dst_uri,
+                    br.path,
+                    br.bflags,
+                )
+                one()
+            ctx.new_uri, ctx.dst_uri, ctx.path_vec, ctx.bflags = saved
+            msg._edits = saved_edits
+            if saved_uri is None:
+                msg._cache.pop("new_uri", None)
+            else:
+                msg._cache["new_uri"] = saved_uri
+        if added:
+            return 1
+        if tried == 0:
+            log.error("t_relay: no branches for forwarding")
+            self._last_error = E_UNSPEC
+            return -1
+        self._last_error = lowest or E_UNSPEC
+        return -self._last_error[2]
 
     def after_script(self, ctx: Context) -> None:
         """The end of request_route (Kamailio's ``t_unref``): a transaction whose
@@ -440,9 +516,9 @@ class Tm:
         cell = self.cell_of(ctx)
         if cell is None or cell.error is None or cell.final_sent or cell.branches:
             return
-        code, text = cell.error
+        code, text, number = cell.error
         cell.error = None
-        self._send_upstream(cell, self._local_reply(cell, code, f"{text} ({code}/TM)"), code)
+        self._send_upstream(cell, self._local_reply(cell, code, f"{text} ({number}/TM)"), code)
 
     @staticmethod
     def _save(ctx: Context, cell: Cell, msg: Request) -> None:
@@ -480,7 +556,7 @@ class Tm:
         sock = proxy.client_socket(ctx, p, ip)
         if sock is None:
             log.error("t_relay: no socket for %s to %s", p, ip)
-            self._last_error = E_SEND
+            self._last_error = E_NO_SOCKET
             return -1
         if not proxy.dst_allowed((ip, dport)):
             self._last_error = E_SEND
@@ -494,11 +570,14 @@ class Tm:
         if cell.on_branch is not None:
             bctx = BranchContext(ctx.proc, msg, ctx.received)
             _copy_state(ctx, bctx, cell)
+            # the branch's own R-URI, next hop, Path and flags (an appended branch)
+            bctx.new_uri, bctx.dst_uri = ctx.new_uri, ctx.dst_uri
+            bctx.path_vec, bctx.bflags = ctx.path_vec, ctx.bflags
             bctx.t_branch_idx = index
             outcome = proxy.router.run(cell.on_branch, bctx)
             if outcome.dropped:
                 log.debug("t_relay: branch %d dropped in branch_route", index)
-                self._last_error = E_UNSPEC
+                self._last_error = E_CFG
                 msg._edits = saved_edits
                 return -1
             send_ctx = bctx
@@ -543,7 +622,7 @@ class Tm:
             else:
                 br.cancel_pending = True
         self.flush()
-        return 0
+        return 1
 
     def _send_cancel(self, br: TmBranch) -> None:
         if br.cancel_sent:
@@ -749,6 +828,7 @@ class Tm:
         cell.on_branch_failure = None
         bctx = BranchFailureContext(cell.ctx.proc, msg, cell.ctx.received)
         _copy_state(cell.ctx, bctx, cell)
+        bctx.ruri_new = False
         bctx.on_reply = cell.on_reply
         bctx.t_reply_code = br.status
         bctx.t_branch_idx = br.index
@@ -770,6 +850,7 @@ class Tm:
             return
         fctx = FailureContext(cell.ctx.proc, msg, cell.ctx.received)
         _copy_state(cell.ctx, fctx, cell)
+        fctx.ruri_new = False  # tm's ruri_mark_consumed: only a rewrite sends it again
         fctx.on_reply = cell.on_reply
         fctx.t_reply_code = winner.status
         fctx.t_branch_idx = winner.index

@@ -410,3 +410,51 @@ def test_path_of_the_contact_becomes_the_route_of_the_forwarded_request() -> Non
         b"Call-ID: inv1@x\r\nCSeq: 1 INVITE\r\n"
         b"Contact: <sip:alice@127.0.0.1:5172>\r\nContent-Length: 0\r\n\r\n"
     )
+
+
+def test_two_contacts_fork_in_parallel_as_kamailio_does() -> None:
+    """Two contacts registered a second apart: ``lookup`` + ``t_relay`` sends one
+    INVITE to each, the older first (bytes measured on Kamailio 5.6.3 with
+    examples/registrar.cfg)."""
+    clock = Clock()
+    p = proxy(clock)
+    ua = ("127.0.0.1", 5172)
+
+    def reg(n: int, contact: bytes) -> bytes:
+        return (
+            b"REGISTER sip:127.0.0.1:5070 SIP/2.0\r\n"
+            b"Via: SIP/2.0/UDP 127.0.0.1:5172;branch=z9hG4bK-r%d;rport\r\n"
+            b"Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=b%d\r\n"
+            b"To: <sip:bob@127.0.0.1>\r\nCall-ID: reg%d@x\r\nCSeq: 1 REGISTER\r\n"
+            b"Contact: <%s>\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n" % (n, n, n, contact)
+        )
+
+    p.receive(reg(1, b"sip:bob@127.0.0.1:5173"), ua, p.sockets[0])
+    clock.t += 1.1
+    [ok] = p.receive(reg(2, b"sip:bob@127.0.0.1:5174"), ua, p.sockets[0])
+    assert (
+        b"Contact: <sip:bob@127.0.0.1:5173>;expires=299, <sip:bob@127.0.0.1:5174>;expires=300\r\n"
+        in ok.data
+    )
+    invite = (
+        b"INVITE sip:bob@127.0.0.1:5070 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:5172;branch=z9hG4bK-i1;rport\r\n"
+        b"Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\n"
+        b"Call-ID: inv1@x\r\nCSeq: 1 INVITE\r\n"
+        b"Contact: <sip:alice@127.0.0.1:5172>\r\nContent-Length: 0\r\n\r\n"
+    )
+    out = p.receive(invite, ua, p.sockets[0])
+    sent = [(o.dst, o.data) for o in out if o.data.startswith(b"INVITE")]
+
+    def fwd(port: int, index: int) -> bytes:
+        return (
+            b"INVITE sip:bob@127.0.0.1:%d SIP/2.0\r\n"
+            b"Via: SIP/2.0/UDP 127.0.0.1:5070"
+            b";branch=z9hG4bKd0da.eaf067f469521816f526c41e26232cce.%d\r\n"
+            b"Via: SIP/2.0/UDP 127.0.0.1:5172;received=127.0.0.1;branch=z9hG4bK-i1;rport=5172\r\n"
+            b"Max-Forwards: 69\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\n"
+            b"Call-ID: inv1@x\r\nCSeq: 1 INVITE\r\n"
+            b"Contact: <sip:alice@127.0.0.1:5172>\r\nContent-Length: 0\r\n\r\n" % (port, index)
+        )
+
+    assert sent == [(("127.0.0.1", 5173), fwd(5173, 0)), (("127.0.0.1", 5174), fwd(5174, 1))]

@@ -20,7 +20,7 @@ from kcc_runtime.context import (
     ScriptDrop,
 )
 from kcc_runtime.engine import Outgoing, Proxy, Socket
-from kcc_runtime.modules import core, sl, tm
+from kcc_runtime.modules import core, corex, sl, tm
 from kcc_runtime.router import Config, Router
 from kcc_runtime.sip import Request, parse_message
 from kcc_runtime.values import compile_posix_ere
@@ -527,7 +527,7 @@ def test_refused_destination_makes_t_relay_fail() -> None:
 
     p, _ = plain(route)
     out = p.receive(invite("r3"), CALLER, ME)
-    assert codes == [-1]
+    assert codes == [-477]  # tm's E_SEND, the guard refusing is a send error
     # the script's stateless error reply, then tm's own at the end of the script
     assert summary(out) == [
         (b"SIP/2.0 100 trying -- your call is important to us", CALLER),
@@ -719,3 +719,121 @@ def test_branch_route_can_drop_and_onreply_route_sees_the_transaction() -> None:
         ("reply", 183, 0, ["v"]),
         ("reply", 180, 0, ["v"]),
     ]
+
+
+# -- forking and t_relay's codes, measured on Kamailio 5.6.3 ---------------------------
+
+
+def test_appended_branches_are_forked_in_parallel_with_their_own_branch_ids() -> None:
+    """append_branch + t_relay: one client branch per URI, ``.0`` for the R-URI and
+    ``.1`` for the appended one, each with its own R-URI (the bytes Kamailio sent for
+    two registered contacts, examples/registrar.cfg)."""
+    codes: list[int] = []
+
+    def route(ctx: RequestContext) -> int:
+        core.rewritehostport(ctx, "127.0.0.1:5081")
+        corex.append_branch(ctx, "sip:bob@127.0.0.1:5082")
+        codes.append(tm.t_relay(ctx))
+        codes.append(len(ctx.branches))  # consumed
+        return 1
+
+    p, _ = plain(route)
+    out = p.receive(invite("f1"), CALLER, ME)
+    assert codes == [1, 0]
+    [_, b0, b1] = out
+    assert (first_line(b0), b0.dst) == (b"INVITE sip:bob@127.0.0.1:5081 SIP/2.0", B1)
+    assert (first_line(b1), b1.dst) == (b"INVITE sip:bob@127.0.0.1:5082 SIP/2.0", B2)
+    via0 = b0.data.split(b"\r\n")[1]
+    via1 = b1.data.split(b"\r\n")[1]
+    assert via0.endswith(b".0") and via1.endswith(b".1") and via0[:-2] == via1[:-2]
+    # every other byte is the same request
+    assert b0.data.split(b"\r\n")[2:] == b1.data.split(b"\r\n")[2:]
+
+
+def test_failure_route_relays_only_what_it_set() -> None:
+    """In failure_route the R-URI is consumed: ``append_branch`` + ``t_relay`` sends
+    the appended branch alone; ``t_relay`` with nothing new is -1 ("no branches for
+    forwarding") and the caller gets the branch's 408."""
+    codes: list[int] = []
+
+    def failure(ctx: FailureContext) -> int:
+        if ctx.msg.header("x-mode") == "1":
+            corex.append_branch(ctx, "sip:b@127.0.0.1:5082")
+        codes.append(tm.t_relay(ctx))
+        return 1
+
+    def route(ctx: RequestContext) -> int:
+        core.rewritehostport(ctx, "127.0.0.1:5081")
+        tm.t_on_failure(ctx, failure)
+        return ctx.action(tm.t_relay(ctx))
+
+    for mode, sent, code in (("1", [B2], 1), ("2", [], -1)):
+        p, clock = plain(route, modparams=(("tm", "fr_timer", 1000),))
+        request = invite("m" + mode).replace(b"CSeq:", b"X-Mode: " + mode.encode() + b"\r\nCSeq:")
+        [_, first] = p.receive(request, CALLER, ME)
+        assert first.dst == B1
+        clock.now += 0.5
+        p.on_timer(clock.now)  # the INVITE's retransmission
+        clock.now += 0.6
+        out = p.on_timer(clock.now)
+        assert [o.dst for o in out if o.data.startswith(b"INVITE")] == sent, mode
+        assert codes[-1] == code
+        if not sent:
+            assert [first_line(o) for o in out] == [b"SIP/2.0 408 Request Timeout"]
+
+
+def test_cancel_t_relay_is_1_and_a_retransmitted_cancel_gets_its_200_again() -> None:
+    codes: list[int] = []
+
+    def route(ctx: RequestContext) -> int:
+        if ctx.msg.method == "CANCEL":
+            codes.append(tm.t_relay(ctx))
+            return 1
+        core.rewritehostport(ctx, "127.0.0.1:5081")
+        return ctx.action(tm.t_relay(ctx))
+
+    p, _ = plain(route)
+    p.receive(invite("c9"), CALLER, ME)
+    first = p.receive(cancel("c9"), CALLER, ME)
+    again = p.receive(cancel("c9"), CALLER, ME)
+    assert codes == [1, 1]
+    assert [first_line(o) for o in first] == [b"SIP/2.0 200 canceling"]
+    assert [o.data for o in again] == [first[0].data]
+
+
+def test_t_relay_error_codes_and_tm_replies() -> None:
+    """-478 ``478 Unresolvable destination (478/TM)``; -7 ``500 ... (7/TM)`` with no
+    socket for the transport; -6 ``500 ... (6/TM)`` when branch_route drops every
+    branch (each as Kamailio returned and answered)."""
+    codes: list[int] = []
+
+    def dropper(ctx: BranchContext) -> int:
+        raise ScriptDrop
+
+    def route(ctx: RequestContext) -> int:
+        mode = ctx.msg.header("x-mode")
+        if mode == "1":
+            core.rewritehost(ctx, "nonexistent.invalid")
+        elif mode == "2":
+            core.rewritehostport(ctx, "127.0.0.1:5081;transport=tcp")
+        else:
+            core.rewritehostport(ctx, "127.0.0.1:5081")
+            tm.t_on_branch(ctx, dropper)
+        codes.append(tm.t_relay(ctx))
+        return 1
+
+    for mode, code, reply in (
+        ("1", -478, b"SIP/2.0 478 Unresolvable destination (478/TM)"),
+        ("2", -7, b"SIP/2.0 500 I'm terribly sorry, server error occurred (7/TM)"),
+        ("3", -6, b"SIP/2.0 500 I'm terribly sorry, server error occurred (6/TM)"),
+    ):
+        p = Proxy(
+            router_of(route), [ME], clock=Clock(), allow_dst=LOOPBACK, resolver=lambda host: None
+        )
+        request = invite("e" + mode).replace(b"CSeq:", b"X-Mode: " + mode.encode() + b"\r\nCSeq:")
+        out = p.receive(request, CALLER, ME)
+        assert codes[-1] == code
+        assert [first_line(o) for o in out] == [
+            b"SIP/2.0 100 trying -- your call is important to us",
+            reply,
+        ]

@@ -28,7 +28,7 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
-from kcc_runtime.pv import current_ruri
+from kcc_runtime.pv import current_ruri, set_ruri
 from kcc_runtime.sip import Request, SipParseError, parse_uri
 from kcc_runtime.values import Value
 
@@ -178,23 +178,6 @@ def split_uri(text: str) -> UriParts | None:
         host, sep, port_text = rest.partition(":")
         port = port_text if sep else None
     return UriParts(scheme, user, password, host, port, params, headers)
-
-
-def set_ruri(ctx: Context, uri: str) -> bool:
-    """Make ``uri`` the new R-URI (Kamailio's ``new_uri`` and ``ruri_mark_new``):
-    kept in ``ctx.new_uri`` for ``$ru`` and ``revert_uri``, and written into the
-    message's first line for sending. False when the text cannot stand in a
-    request line (empty, whitespace)."""
-    msg = ctx.msg
-    if not isinstance(msg, Request):
-        return False
-    try:
-        msg.set_uri(uri.encode("utf-8", "surrogateescape"))
-    except ValueError:
-        log_.error("bad new R-URI <%s>", uri)
-        return False
-    ctx.new_uri = uri
-    return True
 
 
 def _rewrite(ctx: Context, action: str, arg: str | int) -> int:
@@ -395,6 +378,7 @@ def revert_uri(ctx: Context) -> int:
     if ctx.new_uri is not None and isinstance(msg, Request):
         msg.set_uri(msg.buf[msg.uri_start : msg.uri_end])
     ctx.new_uri = None
+    ctx.ruri_new = True
     return 1
 
 

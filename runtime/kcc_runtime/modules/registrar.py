@@ -78,9 +78,8 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
-from kcc_runtime.modules.core import set_ruri
 from kcc_runtime.modules.sl import send_reply
-from kcc_runtime.pv import current_ruri, xavp_store
+from kcc_runtime.pv import current_ruri, set_ruri, xavp_store
 from kcc_runtime.sip import Message, Request, SipParseError
 from kcc_runtime.sip.headers import NameAddr, parse_name_addr_list
 from kcc_runtime.sip.uri import SipUri, TelUri, parse_uri

@@ -23,8 +23,8 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
-from kcc_runtime.modules.core import set_ruri, split_uri
-from kcc_runtime.pv import current_ruri
+from kcc_runtime.modules.core import split_uri
+from kcc_runtime.pv import current_ruri, set_ruri
 from kcc_runtime.sip import Request, SipParseError, SipUri, parse_uri
 from kcc_runtime.sip.headers import parse_name_addr_list
 

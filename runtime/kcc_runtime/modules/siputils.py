@@ -25,8 +25,8 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
-from kcc_runtime.modules.core import UriParts, set_ruri, split_uri
-from kcc_runtime.pv import current_ruri
+from kcc_runtime.modules.core import UriParts, split_uri
+from kcc_runtime.pv import current_ruri, set_ruri
 from kcc_runtime.sip import Request, SipParseError
 
 __all__ = [

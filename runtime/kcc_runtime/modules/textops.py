@@ -26,8 +26,8 @@ from kcc_runtime.exports import (
     ModuleExports,
     Route,
 )
-from kcc_runtime.modules.core import rewriteuser, set_ruri, split_uri
-from kcc_runtime.pv import current_ruri
+from kcc_runtime.modules.core import rewriteuser, split_uri
+from kcc_runtime.pv import current_ruri, set_ruri
 from kcc_runtime.sip import Message, Request, SipParseError
 from kcc_runtime.sip.message import canonical_name
 
