@@ -27,7 +27,8 @@ from kcc_runtime.context import (
 from kcc_runtime.exports import Route
 from kcc_runtime.modules import core, tm, tmx
 from kcc_runtime.pv import PvError, accessor
-from kcc_runtime.sip import Request
+from kcc_runtime.shm import SharedMemoryStore
+from kcc_runtime.sip import Request, parse_message
 from kcc_runtime.tm import hash_index, reply_prio
 from kcc_runtime.values import Value, compile_posix_ere
 
@@ -367,3 +368,46 @@ def test_t_pvs_outside_their_routes() -> None:
     assert pv(ctx, "T_reply_last") is None
     fctx = make_ctx(invite("o2"), FailureContext)
     assert pv(fctx, "T_branch_idx") is None  # tmx's error: no transaction
+
+
+# -- tmx t_precheck_trans ---------------------------------------------------------------
+
+
+def test_t_precheck_trans_sees_the_same_request_in_another_worker() -> None:
+    """True while another worker runs the route for the same request (Call-ID, From
+    tag, CSeq, top Via branch); ACK and CANCEL are never tracked; the engine clears
+    the claim when the route ends; ``precheck_trans`` 0 turns it off (tmx README)."""
+    store = SharedMemoryStore(workers=2)
+    try:
+        seen: list[int] = []
+
+        def route(ctx: RequestContext) -> int:
+            seen.append(tmx.t_precheck_trans(ctx))
+            return 1
+
+        p, _ = plain(route)
+        p.process.shared = store
+        store.reset_process_state(0)
+        p.receive(invite("p1"), CALLER, ME)
+        assert seen == [-1]  # nobody else has it; released when the route ended
+        assert store.pretran_claim(b"other") is False
+        store.pretran_release()
+        # worker 1 is running the route for the same INVITE right now
+        store.reset_process_state(1)
+        assert store.pretran_claim(tmx.pretran_key(_request(invite("p1")))) is False
+        store.reset_process_state(0)
+        p.receive(invite("p1", branch="z9hG4bK-p1"), CALLER, ME)
+        p.receive(invite("p2"), CALLER, ME)
+        p.receive(cancel("p1"), CALLER, ME)
+        assert seen == [-1, 1, -1, -1]
+        p.process.modparams = {("tmx", "precheck_trans"): 0}
+        p.receive(invite("p1"), CALLER, ME)
+        assert seen[-1] == -1
+    finally:
+        store.close()
+
+
+def _request(data: bytes) -> Request:
+    msg = parse_message(data)
+    assert isinstance(msg, Request)
+    return msg

@@ -21,6 +21,7 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.sip import Request, SipParseError
 
 __all__ = [
     "EXPORTS",
@@ -28,6 +29,7 @@ __all__ = [
     "t_is_failure_route",
     "t_is_reply_route",
     "t_is_request_route",
+    "t_precheck_trans",
 ]
 
 # The t_is_*_route tests read the kind of the top-level block being run
@@ -57,6 +59,42 @@ def t_is_reply_route(ctx: Context) -> int:
 def t_is_request_route(ctx: Context) -> int:
     """``t_is_request_route()``: 1 in request_route, else -1 (event routes too)."""
     return 1 if ctx.kind == Route.REQUEST else -1
+
+
+def pretran_key(msg: Request) -> bytes | None:
+    """The fingerprint tmx's pre-transaction table compares: Call-ID, From tag, CSeq
+    number and method, and the top Via's branch (a retransmission carries all five
+    unchanged, RFC 3261 §17.2.3). None when a part cannot be read (tmx then answers
+    false)."""
+    try:
+        call_id = msg.call_id
+        cseq = msg.cseq
+        from_ = msg.from_
+        vias = msg.vias
+    except SipParseError:
+        return None
+    if call_id is None or cseq is None or from_ is None or not vias:
+        return None
+    parts = (call_id, from_.tag or "", str(cseq.number), cseq.method, vias[0].branch or "")
+    return "\x00".join(parts).encode("utf-8", "surrogateescape")
+
+
+def t_precheck_trans(ctx: Context) -> int:
+    """``t_precheck_trans()``: true (1) when another worker is processing the same
+    request right now, a retransmission that reached two workers before either made
+    the transaction; false (-1) otherwise, and always for ACK and CANCEL (tmx
+    README 4.14). The request stays claimed by this worker until its request route
+    ends (tmx's post-script callback). ``modparam("tmx", "precheck_trans", 0)``
+    turns the table off: always false."""
+    msg = ctx.msg
+    if not isinstance(msg, Request) or msg.method in ("ACK", "CANCEL"):
+        return -1
+    if ctx.proc.modparam_int("tmx", "precheck_trans", 1) == 0:
+        return -1
+    key = pretran_key(msg)
+    if key is None:
+        return -1
+    return 1 if ctx.proc.shared.pretran_claim(key) else -1
 
 
 EXPORTS = ModuleExports(
@@ -109,7 +147,7 @@ EXPORTS = ModuleExports(
         Cmd("t_is_failure_route", (), Route.ANY, impl=t_is_failure_route),
         Cmd("t_is_branch_route", (), Route.ANY, impl=t_is_branch_route),
         Cmd("t_is_request_route", (), Route.ANY, impl=t_is_request_route),
-        Cmd("t_precheck_trans", (), Route.REQUEST),
+        Cmd("t_precheck_trans", (), Route.REQUEST, impl=t_precheck_trans),
         Cmd("t_drop", (), Route.ANY),
         Cmd("t_drop", (INT,), Route.ANY, fixup="fixup_igp_null"),
     ),
