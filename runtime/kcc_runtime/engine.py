@@ -396,6 +396,12 @@ class Proxy:
         }
         config = router.config
         self._sl_loaded = "sl" in config.modules
+        #: the cfg does its own sanity checking: the core then lets through what
+        #: Kamailio's core lets through (any CSeq number, a CSeq method not the
+        #: request's, a datagram shorter than its Content-Length) and the script's
+        #: sanity_check answers them, exactly as in Kamailio. Without sanity the core
+        #: applies RFC 4475's verdicts itself (a 400), where Kamailio would route them.
+        self._loose = "sanity" in config.modules
         signature = config.global_value("server_signature", 1)
         header = config.global_value("server_header")
         self._server_line: bytes | None = None
@@ -492,7 +498,8 @@ class Proxy:
         received = Received(src[0], src[1], local.ip, local.port, local.proto)
         self._local = local
         try:
-            msg = parse_message(data)
+            msg = parse_message(data, loose_length=self._loose and local.proto == "udp")
+            msg.loose = self._loose
             if isinstance(msg, Response):
                 # a reply is relayed on its Vias (Kamailio's core), and its CSeq and
                 # Call-ID identify it: those must parse, the rest passes untouched

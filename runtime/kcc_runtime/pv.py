@@ -407,7 +407,7 @@ def _call_id(ctx: Context) -> Value:
 
 def _cseq_number(ctx: Context) -> Value:
     cseq = ctx.msg.cseq
-    return None if cseq is None else str(cseq.number)
+    return None if cseq is None else (cseq.text or str(cseq.number))
 
 
 def _method(ctx: Context) -> Value:

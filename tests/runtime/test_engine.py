@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kcc_runtime.context import RequestContext
+from kcc_runtime.context import RequestContext, ScriptExit
 from kcc_runtime.engine import Outgoing, Proxy, Socket, forward_branch, sl_to_tag
-from kcc_runtime.modules import core, sl, textops
+from kcc_runtime.modules import core, sanity, sl, textops
+from kcc_runtime.pv import accessor
 from kcc_runtime.router import Config, Router
 from kcc_runtime.sip import Request, parse_message
 
@@ -650,3 +651,39 @@ def test_append_to_reply_headers_go_into_every_sl_reply() -> None:
             b"Server: kamailio (5.6.3 (x86_64/linux))",
             b"Content-Length: 0",
         ]
+
+
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [
+        (
+            INVITE.replace(b"CSeq: 1 INVITE", b"CSeq: 1 OPTIONS"),
+            b"CSeq method does not match request method",
+        ),
+        (INVITE.replace(b"CSeq: 1 INVITE", b"CSeq: -1 INVITE"), b"CSeq number is illegal"),
+        (INVITE.replace(b"CSeq: 1 INVITE", b"CSeq: 4294967297 INVITE"), b"CSeq number is illegal"),
+        (INVITE.replace(b"Content-Length: 0", b"Content-Length: 20"), b"Content-Length mis-match"),
+    ],
+    ids=["cseq-method", "cseq-negative", "cseq-too-large", "content-length-long"],
+)
+def test_a_cfg_with_sanity_gets_the_broken_request_in_its_script(
+    broken: bytes, reason: bytes
+) -> None:
+    """Kamailio's core routes these (measured with the stock cfg): its script's
+    sanity_check answers them. A cfg without sanity gets the core's RFC 4475 400."""
+    seen: list[str | None] = []
+
+    def route(ctx: RequestContext) -> int:
+        seen.append(str(accessor("cs").get(ctx)))
+        if sanity.sanity_check(ctx, 17895, 7) < 0:
+            raise ScriptExit
+        return 1
+
+    loose = proxy(Router(config=Config(modules=("sl", "sanity")), request=route))
+    [reply] = loose.receive(broken, CLIENT, loose.sockets[0])
+    assert reply.data.startswith(b"SIP/2.0 400 " + reason + b"\r\n")
+    assert len(seen) == 1 and loose.stats["dropped_bad"] == 0
+    strict = proxy(Router(config=Config(modules=("sl",)), request=route))
+    out = strict.receive(broken, CLIENT, strict.sockets[0])
+    assert len(seen) == 1 and strict.stats["dropped_bad"] == 1
+    assert [o.data.split(b"\r\n")[0][:12] for o in out] in ([], [b"SIP/2.0 400 "])

@@ -109,7 +109,7 @@ def facts(msg: Message) -> dict[str, Any]:
         "from": addr(msg.from_),
         "to": addr(msg.to),
         "call_id": msg.call_id,
-        "cseq": tuple(msg.cseq) if msg.cseq else None,
+        "cseq": tuple(msg.cseq[:2]) if msg.cseq else None,
         "max_forwards": msg.max_forwards,
         "contacts": [c.uri_raw.decode("utf-8", "surrogateescape") for c in msg.contacts],
         "routes": [r.uri_raw.decode() for r in msg.routes],

@@ -153,6 +153,8 @@ CALLID_RE: Final = re.compile(WORD + rb"(?:@" + WORD + rb")?\Z")
 
 # CSeq  =  "CSeq" HCOLON 1*DIGIT LWS Method
 CSEQ_RE: Final = re.compile(rb"([0-9]+)[ \t\r\n]+(" + TOKEN + rb")\Z")
+#: what Kamailio's core takes as a CSeq: any number token, then a method
+CSEQ_LOOSE_RE: Final = re.compile(rb"([^ \t\r\n]+)[ \t\r\n]+(" + TOKEN + rb")\Z")
 
 # Max-Forwards  =  "Max-Forwards" HCOLON 1*DIGIT ; Content-Length = ... 1*DIGIT
 # (read by ``headers.parse_digits`` with ``bytes.isdigit``, which is ASCII-only)

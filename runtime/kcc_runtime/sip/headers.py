@@ -332,18 +332,27 @@ def parse_digits(raw: bytes, limit: int) -> int | None:
 
 
 class CSeq(NamedTuple):
-    """CSeq: the sequence number (fits 32 bits, §8.1.1.5) and the method."""
+    """CSeq: the sequence number (fits 32 bits, §8.1.1.5) and the method; ``text`` is
+    the number as written (``$cs``). A loosely parsed CSeq whose number is not a
+    32-bit decimal has ``number`` -1."""
 
     number: int
     method: str
+    text: str = ""
 
 
-def parse_cseq(raw: bytes) -> CSeq:
-    """Parse a CSeq value (LWS and folds allowed between number and method)."""
-    m = abnf.CSEQ_RE.match(raw.strip(_LWS))
+def parse_cseq(raw: bytes, *, loose: bool = False) -> CSeq:
+    """Parse a CSeq value (LWS and folds allowed between number and method).
+    ``loose``: as Kamailio's core, any token is a number (sanity_check judges it);
+    only a CSeq without a method is refused."""
+    stripped = raw.strip(_LWS)
+    m = (abnf.CSEQ_LOOSE_RE if loose else abnf.CSEQ_RE).match(stripped)
     if m is None:
         raise SipParseError(400, "Bad CSeq header", can_reply=False)
+    text = m.group(1).decode("latin-1")
     number = parse_digits(m.group(1), MAX_UINT32)
     if number is None:
-        raise SipParseError(400, "CSeq number too large", can_reply=False)
-    return CSeq(number, m.group(2).decode("ascii"))
+        if not loose:
+            raise SipParseError(400, "CSeq number too large", can_reply=False)
+        number = -1
+    return CSeq(number, m.group(2).decode("ascii"), text)

@@ -88,6 +88,7 @@ class Message:
         "has_content_length",
         "hdr_end",
         "hdr_start",
+        "loose",
     )
 
     def __init__(
@@ -113,6 +114,10 @@ class Message:
         self.has_content_length = has_content_length
         self._cache: dict[str, object] = {}
         self._edits: list[tuple[int, int, bytes]] = []
+        #: the cfg does its own sanity checking (it loads sanity): like Kamailio's
+        #: core, take any CSeq number and do not compare CSeq's method with the
+        #: request's, leaving both to ``sanity_check`` (set by the engine)
+        self.loose = False
 
     # ---- the header index (built incrementally, Kamailio ``parse_headers`` style) --
 
@@ -335,7 +340,7 @@ class Message:
             if i is None:
                 return None
             try:
-                cached = parse_cseq(self._raw_value(i))
+                cached = parse_cseq(self._raw_value(i), loose=self.loose)
             except SipParseError as exc:
                 raise self._fail(b"cseq", exc.reason) from None
             self._cache["cseq"] = cached
@@ -647,7 +652,7 @@ class Request(Message):
         """The Request-URI parses and CSeq's method is the request's (§8.1.1.5)."""
         _ = self.uri
         cseq = self.cseq
-        if cseq is not None and cseq.method != self.method:
+        if cseq is not None and cseq.method != self.method and not self.loose:
             raise SipParseError(400, "CSeq method does not match request method")
 
 
