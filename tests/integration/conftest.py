@@ -340,6 +340,20 @@ class SipProbe:
                 return reply
         return None
 
+    def exchange(
+        self, data: bytes, call_id: str, dst_port: int, timeout: float = 2.0
+    ) -> SipReply | None:
+        """Send the request ``data`` as given (for requests ``request`` cannot build:
+        a bad header, Max-Forwards 0), retransmitted every 0.5 s like ``ask``, until a
+        reply with this ``call_id`` arrives or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.send(data, dst_port)
+            reply = self.receive(min(0.5, left))
+            if reply is not None and reply.one("call-id") == call_id:
+                return reply
+        return None
+
 
 @pytest.fixture
 def probe() -> Iterator[SipProbe]:
@@ -470,6 +484,59 @@ def start_proxy(
         )
     if not ready:
         pytest.fail(f"{impl} proxy for {example} never answered an OPTIONS:\n{service.log_tail()}")
+    return Proxy(impl, port, service)
+
+
+def start_proxy_cfg(
+    services: Services,
+    impl: str,
+    name: str,
+    text: str,
+    *,
+    children: int,
+    port: int | None = None,
+) -> Proxy:
+    """Run the config ``text`` (written to a directory of its own as ``<name>.cfg``) in
+    ``impl`` with its listen address given on the command line: ``-l
+    udp:127.0.0.1:PORT`` for Kamailio, ``--listen`` for kcc, so that a config without
+    ``listen=`` (the stock ``kamailio.cfg`` binds every interface) serves loopback
+    only. Kamailio's ``-Y`` puts its RPC FIFO and sockets (jsonrpcs, ctl) in that
+    directory too. Ready when it answers an OPTIONS, as in ``start_proxy``."""
+    if port is None:
+        port = free_udp_ports(1)[0]
+    rundir = services.workdir / f"{impl}-{name}-{port}"
+    rundir.mkdir()
+    cfg = rundir / f"{name}.cfg"
+    cfg.write_text(text, encoding="utf-8")
+    if impl == "kamailio":
+        argv = [*kamailio_command(cfg, rundir, children), "-l", f"udp:127.0.0.1:{port}"]
+    elif impl == "kcc":
+        module = rundir / f"{name}.py"
+        kcc_build(cfg, module)
+        argv = kcc_command(module, port, children)
+    else:
+        raise ValueError(impl)
+    service = services.add(
+        spawn(impl, argv, rundir / "proxy.log", cwd=rundir, stop_signal=signal.SIGTERM)
+    )
+    probe = SipProbe()
+    try:
+
+        def answers() -> bool:
+            if not service.alive():
+                return True
+            return probe.ask("OPTIONS", f"sip:ping@127.0.0.1:{port}", port, 0.3) is not None
+
+        ready = wait_until(answers, START_TIMEOUT, step=0.0)
+    finally:
+        probe.close()
+    if not service.alive():
+        code = service.stop()
+        pytest.fail(
+            f"{impl} proxy for {name} exited ({code}) before serving:\n{service.log_tail()}"
+        )
+    if not ready:
+        pytest.fail(f"{impl} proxy for {name} never answered an OPTIONS:\n{service.log_tail()}")
     return Proxy(impl, port, service)
 
 
@@ -662,3 +729,164 @@ def isolated_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["HOME"] = str(home)
     return env
+
+
+# -- SIPp message traces (-trace_msg) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracedMessage:
+    """One message of a SIPp ``-trace_msg`` log: whether SIPp sent or received it, its
+    start line and its headers (names lowercased, compact forms expanded), in order."""
+
+    sent: bool
+    start: str
+    headers: tuple[tuple[str, str], ...]
+
+    @property
+    def status(self) -> int | None:
+        """The status code of a reply, None for a request."""
+        match = re.fullmatch(r"SIP/2\.0 (\d{3}) .*", self.start)
+        return int(match.group(1)) if match else None
+
+    @property
+    def reason(self) -> str:
+        """The reason phrase of a reply ("" for a request)."""
+        return self.start.split(" ", 2)[2] if self.status is not None else ""
+
+    @property
+    def method(self) -> str:
+        """The method of a request ("" for a reply)."""
+        return "" if self.status is not None else self.start.split(" ", 1)[0]
+
+    @property
+    def ruri(self) -> str:
+        """The Request-URI of a request ("" for a reply)."""
+        return "" if self.status is not None else self.start.split(" ")[1]
+
+    def all(self, name: str) -> list[str]:
+        key = name.lower()
+        return [value for hname, value in self.headers if hname == key]
+
+    def one(self, name: str) -> str:
+        values = self.all(name)
+        assert len(values) == 1, f"{name}: {values} in {self.start}"
+        return values[0]
+
+
+#: a -trace_msg block: a dashes-and-timestamp line, the direction line, a blank line,
+#: then the message (up to the next block)
+TRACE_BLOCK = re.compile(
+    r"^-{10,} [^\n]*\nUDP message (sent|received) [^\n]*\n\n(.*?)(?=^-{10,} |\Z)",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def sipp_trace(path: Path) -> list[TracedMessage]:
+    """Every message of the SIPp ``-trace_msg`` log at ``path`` in order (empty when
+    there is none: SIPp writes it as it goes and flushes it at exit)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    messages: list[TracedMessage] = []
+    for match in TRACE_BLOCK.finditer(text.replace("\r\n", "\n")):
+        lines = match.group(2).strip("\n").split("\n")
+        headers: list[tuple[str, str]] = []
+        for line in lines[1:]:
+            if not line:
+                break
+            if line[:1] in (" ", "\t") and headers:
+                hname, value = headers[-1]
+                headers[-1] = (hname, f"{value} {line.strip()}")
+                continue
+            hname, _, value = line.partition(":")
+            key = hname.strip().lower()
+            headers.append((COMPACT.get(key, key), value.strip()))
+        messages.append(TracedMessage(match.group(1) == "sent", lines[0], tuple(headers)))
+    return messages
+
+
+@dataclass(frozen=True)
+class SippRun:
+    """The outcome of one bounded SIPp client run (``run_sipp``)."""
+
+    returncode: int
+    successful: int
+    failed: int
+    #: every message SIPp sent and received, in order (-trace_msg)
+    messages: tuple[TracedMessage, ...]
+    output: str
+
+    def received(self) -> list[TracedMessage]:
+        return [message for message in self.messages if not message.sent]
+
+
+def run_sipp(
+    services: Services,
+    scenario: str,
+    proxy_port: int,
+    *,
+    local_port: int,
+    service: str,
+    calls: int = 1,
+    timeout: float = 10.0,
+) -> SippRun:
+    """One SIPp client run of ``scenarios/<scenario>`` from 127.0.0.1:``local_port``
+    (a fixed port: a user agent whose registered Contact is that address) to the proxy,
+    with ``[service]`` = ``service`` (SIPp's ``-s``, e.g. the user to register or to
+    call), ``calls`` calls at 10/s, no retransmissions (``-nr``; a lost message ends
+    its call after 5 s), every message logged (``-trace_msg``)."""
+    tag = f"sipp-{scenario.removesuffix('.xml')}-{service}-{local_port}"
+    for n in range(1, 100):  # a fresh name per run: the same port may run twice
+        if not (services.workdir / f"{tag}-{n}.msg").exists():
+            tag = f"{tag}-{n}"
+            break
+    messages = services.workdir / f"{tag}.msg"
+    stat = services.workdir / f"{tag}.csv"
+    errors = services.workdir / f"{tag}.errors"
+    argv = [
+        *sipp_base(scenario, local_port),
+        "-s",
+        service,
+        "-m",
+        str(calls),
+        "-r",
+        "10",
+        "-timeout",
+        f"{int(timeout)}s",
+        "-nr",
+        "-recv_timeout",
+        "5000",
+        "-trace_msg",
+        "-message_file",
+        str(messages),
+        "-trace_stat",
+        "-stf",
+        str(stat),
+        "-trace_err",
+        "-error_file",
+        str(errors),
+        f"127.0.0.1:{proxy_port}",
+    ]
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            cwd=services.workdir,
+            timeout=timeout + 30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"SIPp {scenario} did not finish in {timeout + 30:.0f} s")
+    stats = read_stat(stat) if stat.exists() else {}
+    error_text = errors.read_text(encoding="utf-8", errors="replace") if errors.exists() else ""
+    return SippRun(
+        returncode=done.returncode,
+        successful=int(stats.get("SuccessfulCall(C)", "-1")),
+        failed=int(stats.get("FailedCall(C)", "-1")),
+        messages=tuple(sipp_trace(messages)),
+        output=(done.stdout + done.stderr).decode("utf-8", errors="replace")[-3000:]
+        + f"\nSIPp errors:\n{error_text[-3000:]}",
+    )
