@@ -82,11 +82,16 @@ def _check(ctx: CompileContext) -> None:
 
 def source_name(path: Path) -> str:
     """The cfg path as the generated header names it: relative to the working directory
-    (so the same tree built from anywhere with the same relative path is identical)."""
+    when the cfg is under it (so the same tree built from anywhere with the same
+    relative path is identical), else absolute (``/etc/kamailio/kamailio.cfg`` reads
+    the same whatever directory it is built from)."""
+    resolved = path.resolve()
     try:
-        relative = os.path.relpath(path.resolve(), Path.cwd().resolve())
+        relative = os.path.relpath(resolved, Path.cwd().resolve())
     except ValueError:  # another drive: no relative path exists
-        relative = str(path)
+        relative = str(resolved)
+    if relative == ".." or relative.startswith(("../", "..\\")):
+        relative = str(resolved)
     return PurePath(relative).as_posix()
 
 

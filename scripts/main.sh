@@ -9,7 +9,7 @@
 #           (plain and with a few -D sets), next to `kamailio -c` on the same input
 #   build   `kcc build` each example into a proxy module under build/, check it is the
 #           committed golden (`kcc build --check`), type-check it with mypy --strict and
-#           import it
+#           import it; the same for the unmodified stock config (no golden module)
 #   call    build examples/stateless_rr_var.cfg and, in a private network namespace
 #           (loopback only, the example's own ports), start the proxy and two SIPp UAS
 #           on 127.0.0.1:5081/5082, pass one bounded SIPp call through it; then the
@@ -138,12 +138,32 @@ spec.loader.exec_module(m); print(len(m.__kcc_routes__))" 2>&1); then
 	return $rc
 }
 
+# build_stock: the stock config, unmodified, into build/stock_kamailio.py (no golden
+# module: it is GPL text; tests/test_stock_build.py pins its sha256), and import it
+build_stock() {
+	local out=build/stock_kamailio.py msg
+	if ! msg=$("$KCC" build "$STOCK_CFG" -o "$out" 2>&1); then
+		printf '  FAIL %-40s kcc build failed\n' "$STOCK_CFG"
+		sed 's/^/      | /' <<<"$msg"
+		return 1
+	fi
+	if ! msg=$(.venv/bin/python -c "import importlib.util as u
+spec = u.spec_from_file_location('stock_kamailio', '$out'); m = u.module_from_spec(spec)
+spec.loader.exec_module(m); print(len(m.__kcc_routes__))" 2>&1); then
+		printf '  FAIL %-40s the generated module does not import\n' "$STOCK_CFG"
+		sed 's/^/      | /' <<<"$msg" | tail -20
+		return 1
+	fi
+	printf '  ok   %-40s %s (%s lines, %s route blocks)\n' "$STOCK_CFG" "$out" "$(wc -l <"$out")" "$msg"
+}
+
 stage_build() {
 	local failures=0 cfg
 	mkdir -p build
 	for cfg in examples/*.cfg; do
 		build_one "$cfg" || failures=$((failures + 1))
 	done
+	build_stock || failures=$((failures + 1))
 	echo "  mypy --strict build/*.py:"
 	# runtime/ on the path: the editable install is an import hook mypy cannot follow
 	if ! MYPYPATH=runtime .venv/bin/mypy --strict --no-error-summary build/*.py | sed 's/^/      | /'; then
