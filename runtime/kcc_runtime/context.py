@@ -35,6 +35,7 @@ from kcc_runtime.values import Value
 
 if TYPE_CHECKING:
     from kcc_runtime.location import LocationStore
+    from kcc_runtime.pike import PikeTree
     from kcc_runtime.router import Config
     from kcc_runtime.sip import Message, Request, Response
     from kcc_runtime.tm import Cell
@@ -251,6 +252,9 @@ class Process:
     #: usrloc's location database (:mod:`kcc_runtime.location`): opened by the
     #: registrar on first use, in the worker (after the fork)
     location: LocationStore | None = None
+    #: pike's IP tree (:mod:`kcc_runtime.pike`): shared by the workers when the
+    #: supervisor made it, else made by the router or on first use
+    pike: PikeTree | None = None
 
     def modparam_int(self, module: str, name: str, default: int) -> int:
         """The int value of ``modparam(module, name)``, or ``default``."""

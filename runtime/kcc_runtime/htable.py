@@ -2,12 +2,14 @@
 worker of one proxy.
 
 Tables are declared with ``modparam("htable", "htable", "name=>size=8;autoexpire=300;
-initval=0;updateexpire=1")`` and built once per worker by :meth:`HashTables.from_modparams`
-(``Router.process``). This is the single-process store, like
-:class:`~kcc_runtime.shared.SharedStore`: a table is a dict; the multi-process proxy
-swaps in shared memory behind the same methods, and route code (``$sht`` accessors in
-:mod:`kcc_runtime.pv`, the functions in :mod:`kcc_runtime.modules.htable`) only ever
-uses these methods.
+initval=0;updateexpire=1")``. :class:`Table` holds the semantics below over a storage
+its subclass gives: :class:`DictTable`, a dict in one process (tests, ``Router.process``
+without a supervisor: :meth:`HashTables.from_modparams`), and
+:class:`kcc_runtime.shtable.SharedTable`, fixed slots in memory the supervisor maps
+before it forks, so that every worker sees every write, as Kamailio keeps its tables in
+shared memory. Route code (``$sht`` accessors in :mod:`kcc_runtime.pv`, the functions
+in :mod:`kcc_runtime.modules.htable`) only ever uses the methods of :class:`Table` and
+:class:`HashTables`; ``Table.entries()`` is the read API for a dump (``htable.dump``).
 
 Kamailio 5.6.3 behaviour followed (measured on loopback with ``xlog`` from
 ``event_route[htable:mod-init]`` and ``request_route``; the module README for the rest):
@@ -51,22 +53,27 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Final
+from typing import Final, Protocol
 
 from kcc_runtime.values import EvalError, Value, compile_posix_ere, wrap32
 
 __all__ = [
     "MAX_ITERATORS",
     "Clock",
+    "DictTable",
     "ExpiredRecord",
     "HashTables",
     "HtIterator",
     "HtableDefinitionError",
     "Item",
+    "KeyLocks",
     "Table",
+    "TableFactory",
     "TableSpec",
     "compile_matcher",
     "count_matcher",
@@ -240,16 +247,56 @@ class ExpiredRecord:
     value: int | str
 
 
-class Table:
-    """One named table. Every method reads the clock once, through :meth:`now`."""
+class Table(ABC):
+    """One named table: htable's semantics (expiry, ``initval``, ``updateexpire``,
+    counting, matching) over a storage that a subclass provides: a dict in one
+    process (:class:`DictTable`), fixed slots in memory shared by every worker
+    (:class:`kcc_runtime.shtable.SharedTable`). Every public method takes the
+    storage's lock once (:meth:`_locked`; nothing in one process) and reads the clock
+    once, through :meth:`now`, so an operation is atomic across workers, as
+    Kamailio's slot locks make it."""
 
-    __slots__ = ("_clock", "_expired", "items", "spec")
+    __slots__ = ("_clock", "_expired", "spec")
 
     def __init__(self, spec: TableSpec, clock: Clock, expired: list[ExpiredRecord]) -> None:
         self.spec = spec
-        self.items: dict[str, Item] = {}
         self._clock = clock
+        #: this process's list of expired items, reported by :meth:`HashTables.purge`
         self._expired = expired
+
+    # -- the storage (called with the table locked) -----------------------------------
+
+    def _locked(self) -> AbstractContextManager[object]:
+        """Hold the table for one operation (a no-op for a process-local table)."""
+        return nullcontext()
+
+    @abstractmethod
+    def _lookup(self, key: str) -> Item | None:
+        """The stored item (a copy for a shared table), expired or not."""
+
+    @abstractmethod
+    def _store(self, key: str, item: Item) -> bool:
+        """Write ``item`` under ``key``; False (logged) when the storage cannot hold
+        it (a shared table full, a key or value too long)."""
+
+    @abstractmethod
+    def _remove(self, key: str) -> None:
+        """Remove ``key`` if present."""
+
+    @abstractmethod
+    def _snapshot(self) -> list[tuple[str, Item]]:
+        """Every stored item, in storage order."""
+
+    @abstractmethod
+    def _clear(self) -> None:
+        """Remove every item."""
+
+    def _expired_keys(self, now: int) -> list[tuple[str, Item]]:
+        """The stored items that have expired at ``now`` (a shared table reads only
+        the expiry of each slot)."""
+        return [(k, i) for k, i in self._snapshot() if self._is_expired(i, now)]
+
+    # -- semantics --------------------------------------------------------------------
 
     def now(self) -> int:
         return int(self._clock())
@@ -258,69 +305,91 @@ class Table:
         return self.spec.autoexpire > 0 and 0 < item.expire < now
 
     def _expire(self, key: str, item: Item) -> None:
-        del self.items[key]
+        self._remove(key)
         self._expired.append(ExpiredRecord(self.spec.name, key, item.value))
 
-    def live(self, key: str, now: int | None = None) -> Item | None:
-        """The item under ``key`` unless it has expired (then it is removed)."""
-        item = self.items.get(key)
+    def _live(self, key: str, now: int) -> Item | None:
+        item = self._lookup(key)
         if item is None:
             return None
-        if self._is_expired(item, self.now() if now is None else now):
+        if self._is_expired(item, now):
             self._expire(key, item)
             return None
         return item
 
+    def live(self, key: str, now: int | None = None) -> Item | None:
+        """The item under ``key`` unless it has expired (then it is removed)."""
+        with self._locked():
+            return self._live(key, self.now() if now is None else now)
+
+    def _sweep(self, now: int) -> None:
+        if self.spec.autoexpire > 0:
+            for key, item in self._expired_keys(now):
+                self._expire(key, item)
+
     def sweep(self, now: int | None = None) -> None:
-        """Remove every expired item (queued for :meth:`HashTables.purge`)."""
+        """Remove every expired item (queued for :meth:`HashTables.purge`: in a shared
+        table the process that removes an item is the one that reports it)."""
         if self.spec.autoexpire <= 0:
             return
-        when = self.now() if now is None else now
-        for key, item in list(self.items.items()):
-            if self._is_expired(item, when):
-                self._expire(key, item)
+        with self._locked():
+            self._sweep(self.now() if now is None else now)
 
     def _new_expire(self, now: int) -> int:
         return now + self.spec.autoexpire if self.spec.autoexpire > 0 else 0
 
     def get(self, key: str) -> Value:
         """``$sht(t=>key)``: the value, else ``initval``, else ``$null``."""
-        item = self.live(key)
+        with self._locked():
+            item = self._live(key, self.now())
         if item is not None:
             return item.value
         return self.spec.initval
 
-    def set(self, key: str, value: Value) -> None:
-        """``$sht(t=>key) = value``; ``$null`` deletes."""
+    def _set(self, key: str, value: Value, now: int) -> bool:
         if value is None:
-            self.items.pop(key, None)
-            return
-        now = self.now()
-        item = self.live(key, now)
+            self._remove(key)
+            return True
+        item = self._live(key, now)
         if item is None:
-            self.items[key] = Item(value, self._new_expire(now))
-            return
+            return self._store(key, Item(value, self._new_expire(now)))
         item.value = value
         if self.spec.updateexpire:
             item.expire = self._new_expire(now)
+        return self._store(key, item)
 
-    def set_ex(self, key: str, value: int | str, expires: int) -> None:
+    def set(self, key: str, value: Value) -> bool:
+        """``$sht(t=>key) = value``; ``$null`` deletes. False (logged) when a shared
+        table cannot hold the item (nothing is written)."""
+        with self._locked():
+            return self._set(key, value, self.now())
+
+    def set_ex(self, key: str, value: int | str, expires: int) -> bool:
         """``sht_setxs``/``sht_setxi``: set the value, the item expiring ``expires``
         s from now (0: after ``autoexpire``; ignored in a table without it)."""
-        self.set(key, value)
-        if expires > 0 and self.spec.autoexpire > 0:
-            self.items[key].expire = self.now() + expires
+        with self._locked():
+            now = self.now()
+            if not self._set(key, value, now):
+                return False
+            if expires > 0 and self.spec.autoexpire > 0:
+                item = self._lookup(key)
+                if item is not None:
+                    item.expire = now + expires
+                    return self._store(key, item)
+            return True
 
     def delete(self, key: str) -> None:
-        self.items.pop(key, None)
+        with self._locked():
+            self._remove(key)
 
     def expires_in(self, key: str) -> int:
         """``$shtex(t=>key)``: seconds until the item expires; 0 for a missing item,
         one that never expires, or any item of a table without ``autoexpire``."""
         if self.spec.autoexpire <= 0:
             return 0
-        now = self.now()
-        item = self.live(key, now)
+        with self._locked():
+            now = self.now()
+            item = self._live(key, now)
         if item is None or item.expire == 0:
             return 0
         return item.expire - now
@@ -330,61 +399,116 @@ class Table:
         never); nothing in a table without ``autoexpire`` or for a missing item."""
         if self.spec.autoexpire <= 0:
             return
-        now = self.now()
-        item = self.live(key, now)
-        if item is not None:
-            item.expire = now + seconds if seconds > 0 else 0
+        with self._locked():
+            now = self.now()
+            item = self._live(key, now)
+            if item is not None:
+                item.expire = now + seconds if seconds > 0 else 0
+                self._store(key, item)
 
     def add(self, key: str, delta: int) -> int | None:
-        """``$shtinc``/``$shtdec``: the new int value, None when nothing was added."""
-        now = self.now()
-        item = self.live(key, now)
-        if item is None:
-            if self.spec.initval is None:
+        """``$shtinc``/``$shtdec``: the new int value, None when nothing was added
+        (also when a shared table is full)."""
+        with self._locked():
+            now = self.now()
+            item = self._live(key, now)
+            if item is None:
+                if self.spec.initval is None:
+                    return None
+                value = wrap32(self.spec.initval + delta)
+                return value if self._store(key, Item(value, self._new_expire(now))) else None
+            if not isinstance(item.value, int):
                 return None
-            value = wrap32(self.spec.initval + delta)
-            self.items[key] = Item(value, self._new_expire(now))
-            return value
-        if not isinstance(item.value, int):
-            return None
-        item.value = wrap32(item.value + delta)
-        if self.spec.updateexpire:
-            item.expire = self._new_expire(now)
-        return item.value
+            item.value = wrap32(item.value + delta)
+            if self.spec.updateexpire:
+                item.expire = self._new_expire(now)
+            return item.value if self._store(key, item) else None
 
     def reset(self) -> None:
         """``sht_reset``: remove every item."""
-        self.items.clear()
+        with self._locked():
+            self._clear()
+
+    def entries(self) -> list[tuple[str, Item]]:
+        """Every live item (expired ones are swept first), in storage order: the read
+        API for ``htable.dump`` and the like."""
+        with self._locked():
+            self._sweep(self.now())
+            return self._snapshot()
+
+    def keys(self) -> list[str]:
+        """The names of every live item."""
+        return [key for key, _ in self.entries()]
 
     def count(self, test: Callable[[str], bool], *, by_value: bool, everything: bool) -> int:
         """``$shtcn``/``$shtcv``: how many items' names (values) pass ``test``; by
         value only string values count unless ``everything`` (``**``)."""
-        self.sweep()
+        items = self.entries()
         if not by_value:
-            return sum(1 for key in self.items if test(key))
+            return sum(1 for key, _ in items if test(key))
         if everything:
-            return len(self.items)
-        return sum(1 for i in self.items.values() if isinstance(i.value, str) and test(i.value))
+            return len(items)
+        return sum(1 for _, i in items if isinstance(i.value, str) and test(i.value))
 
     def any_match(self, test: Callable[[str], bool], *, by_value: bool) -> bool:
         """``sht_match_name``/``sht_match_str_value``: whether a live item matches
         (by value: string values only)."""
-        self.sweep()
+        items = self.entries()
         if not by_value:
-            return any(test(key) for key in self.items)
-        return any(isinstance(i.value, str) and test(i.value) for i in self.items.values())
+            return any(test(key) for key, _ in items)
+        return any(isinstance(i.value, str) and test(i.value) for _, i in items)
 
     def remove_matching(self, test: Callable[[str], bool], *, by_value: bool) -> int:
         """``sht_rm_name``/``sht_rm_value`` & co.: remove the matching items (by
         value: string values only); how many went."""
-        doomed = [
-            key
-            for key, item in self.items.items()
-            if (test(key) if not by_value else isinstance(item.value, str) and test(item.value))
-        ]
-        for key in doomed:
-            del self.items[key]
+        with self._locked():
+            doomed = [
+                key
+                for key, item in self._snapshot()
+                if (test(key) if not by_value else isinstance(item.value, str) and test(item.value))
+            ]
+            for key in doomed:
+                self._remove(key)
         return len(doomed)
+
+
+class DictTable(Table):
+    """A table of one process: a dict (insertion order), no bound on the items."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, spec: TableSpec, clock: Clock, expired: list[ExpiredRecord]) -> None:
+        super().__init__(spec, clock, expired)
+        self.items: dict[str, Item] = {}
+
+    def _lookup(self, key: str) -> Item | None:
+        return self.items.get(key)
+
+    def _store(self, key: str, item: Item) -> bool:
+        self.items[key] = item
+        return True
+
+    def _remove(self, key: str) -> None:
+        self.items.pop(key, None)
+
+    def _snapshot(self) -> list[tuple[str, Item]]:
+        return list(self.items.items())
+
+    def _clear(self) -> None:
+        self.items.clear()
+
+
+#: builds one table of a :class:`HashTables` (``DictTable`` or a shared one)
+TableFactory = Callable[[TableSpec, Clock, list[ExpiredRecord]], Table]
+
+
+class KeyLocks(Protocol):
+    """``sht_lock`` locks shared by every worker (:class:`kcc_runtime.shtable`):
+    recursive within one process."""
+
+    def acquire(self, table: str, key: str) -> None: ...
+
+    def release(self, table: str, key: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -427,13 +551,23 @@ class HashTables:
     iterators: dict[str, HtIterator] = field(default_factory=dict)
     #: the record ``event_route[htable:expired:<table>]`` runs for (``$shtrecord``)
     expired_record: ExpiredRecord | None = None
+    #: the cross-process side of ``sht_lock`` (None: one process, nothing to lock)
+    key_locks: KeyLocks | None = None
     _expired: list[ExpiredRecord] = field(default_factory=list, init=False, repr=False)
 
     @classmethod
-    def from_specs(cls, specs: Iterable[TableSpec], clock: Clock = time.time) -> HashTables:
-        """Tables for ``specs``; a name given twice is a :class:`HtableDefinitionError`
-        ("htable already configured")."""
-        out = cls(clock=clock)
+    def from_specs(
+        cls,
+        specs: Iterable[TableSpec],
+        clock: Clock = time.time,
+        *,
+        make_table: TableFactory = DictTable,
+        key_locks: KeyLocks | None = None,
+    ) -> HashTables:
+        """Tables for ``specs`` (each built by ``make_table``: a dict by default); a
+        name given twice is a :class:`HtableDefinitionError` ("htable already
+        configured")."""
+        out = cls(clock=clock, key_locks=key_locks)
         for spec in specs:
             if spec.name in out.tables:
                 raise HtableDefinitionError(f"htable already configured [{spec.name}]")
@@ -444,7 +578,7 @@ class HashTables:
                     spec.name,
                     ", ".join(ignored),
                 )
-            out.tables[spec.name] = Table(spec, clock, out._expired)
+            out.tables[spec.name] = make_table(spec, clock, out._expired)
         return out
 
     @classmethod
@@ -472,15 +606,23 @@ class HashTables:
     # -- sht_lock / sht_unlock -----------------------------------------------------
 
     def lock(self, table: str, key: str) -> None:
+        """Take the key's lock (re-entrant in this process); with shared tables it
+        blocks while another worker holds a lock of the same slot."""
+        if self.key_locks is not None:
+            self.key_locks.acquire(table, key)
         self.held[(table, key)] = self.held.get((table, key), 0) + 1
 
     def unlock(self, table: str, key: str) -> None:
         """Release one level; releasing a lock not held does nothing (Kamailio: 1)."""
         count = self.held.get((table, key), 0)
-        if count <= 1:
+        if count == 0:
+            return
+        if count == 1:
             self.held.pop((table, key), None)
         else:
             self.held[(table, key)] = count - 1
+        if self.key_locks is not None:
+            self.key_locks.release(table, key)
 
     # -- iterators -------------------------------------------------------------------
 
@@ -489,8 +631,7 @@ class HashTables:
         if name not in self.iterators and len(self.iterators) >= MAX_ITERATORS:
             log.error("no iterator available - max number is %d", MAX_ITERATORS)
             return False
-        table.sweep()
-        self.iterators[name] = HtIterator(table, list(table.items))
+        self.iterators[name] = HtIterator(table, table.keys())
         return True
 
     def iterator_end(self, name: str) -> bool:
@@ -501,13 +642,13 @@ class HashTables:
         hash ids; a dict has neither, so those are left out)."""
         lines: list[str] = []
         for table in self.tables.values():
-            table.sweep()
+            entries = table.entries()
             spec = table.spec
             lines.append(
-                f"htable[{spec.name}] slots: {spec.slots} items: {len(table.items)} "
+                f"htable[{spec.name}] slots: {spec.slots} items: {len(entries)} "
                 f"exp: {spec.autoexpire}"
             )
-            for key, item in table.items.items():
+            for key, item in entries:
                 kind = "i" if isinstance(item.value, int) else "s"
                 lines.append(f"\tcell: {key} expire: {item.expire} v-{kind}:{item.value}")
         return lines

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,9 +30,9 @@ from typing import TYPE_CHECKING
 
 from kcc_runtime.context import Process, RouteFn, RuntimeSettings, ScriptDrop, ScriptExit
 from kcc_runtime.debug import format_cfg_report
-from kcc_runtime.htable import HashTables
 from kcc_runtime.kw import Myself
 from kcc_runtime.shared import SharedStore
+from kcc_runtime.shtable import ModuleMemory, worker_state
 from kcc_runtime.values import Value, str_to_int
 
 if TYPE_CHECKING:
@@ -149,6 +150,9 @@ class Router:
     onsend: RouteFn | None = None
     event: Mapping[str, RouteFn] = field(default_factory=dict)
     routes: Mapping[str, RouteFn] = field(default_factory=dict)
+    #: htable's tables and pike's tree in shared memory, set by the supervisor
+    #: before it forks (:func:`kcc_runtime.serve.run`); None: process-local ones
+    module_memory: ModuleMemory | None = None
 
     def process(self, engine: Engine, shared: SharedStore | None = None) -> Process:
         """A worker's state for this cfg: settings, ``$shv`` initial values, the
@@ -158,15 +162,19 @@ class Router:
         :class:`~kcc_runtime.htable.HtableDefinitionError`, the worker does not start
         (as Kamailio does not). ``shared`` replaces the single-process ``$shv``/lock
         store (the multi-process proxy passes its shared-memory store, which the
-        supervisor filled with the ``shvset`` values)."""
+        supervisor filled with the ``shvset`` values). The htable tables and pike's
+        tree are the shared ones of :attr:`module_memory` when the supervisor set
+        it (:func:`kcc_runtime.shtable.worker_state`)."""
+        htables, pike = worker_state(self.config, self.module_memory, time.time)
         proc = Process(
             engine=engine,
             settings=self.config.settings(),
             shared=SharedStore(self.config.shv_initial()) if shared is None else shared,
-            htables=HashTables.from_modparams(self.config.modparam_values("htable", "htable")),
+            htables=htables,
             routes=dict(self.routes),
             modparams={(m, n): v for m, n, v in self.config.modparams},
             config=self.config,
+            pike=pike,
         )
         return proc
 

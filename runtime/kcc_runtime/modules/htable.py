@@ -276,7 +276,7 @@ def sht_iterator_rm(ctx: Context, iname: str) -> int:
     return 1 if it.next() else -2
 
 
-def _iterator_set(ctx: Context, iname: str, change: Callable[[HtIterator, str], None]) -> int:
+def _iterator_set(ctx: Context, iname: str, change: Callable[[HtIterator, str], object]) -> int:
     it = _current(ctx, iname)
     if it is None or it.current is None:
         return -1
