@@ -35,7 +35,8 @@ Design:
   in code is a ``Final`` constant spelled as in the cfg.
 - **Refusals.** A call whose ``Cmd.impl`` is None cannot run: every such function is
   reported once (E0901, other call sites as secondary labels) and nothing is generated.
-  A form the runtime contract has no shape for is E0902.
+  A form the runtime contract has no shape for is E0902. A ``db_url`` of a driver
+  other than ``sqlite://`` is E0904.
 """
 
 from __future__ import annotations
@@ -786,9 +787,41 @@ class CodeGenerator:
                         calls.append(node)
                     else:
                         uses.append(node)
-        diagnostics = [*self._missing_functions(calls), *self._missing_pvs(uses)]
+        diagnostics = [
+            *self._missing_functions(calls),
+            *self._missing_pvs(uses),
+            *self._unsupported_databases(),
+        ]
         if diagnostics:
             raise BuildError(diagnostics)
+
+    def _unsupported_databases(self) -> list[Diagnostic]:
+        """E0904: a ``*db_url`` module parameter naming a database driver other than
+        ``sqlite://`` (the runtime's only one, :mod:`kcc_runtime.db`): one error per
+        driver, every other such parameter as a secondary label."""
+        found: dict[str, list[Span]] = {}
+        for item in self.sema.config.items:
+            if not isinstance(item, ast.ModParam) or not isinstance(item.value, ast.String):
+                continue
+            if not item.param.value.lower().endswith("db_url"):
+                continue
+            driver, sep, _ = item.value.value.partition("://")
+            if sep and driver.lower() != "sqlite":
+                found.setdefault(driver, []).append(item.value.span)
+        diagnostics = []
+        for driver, spans in found.items():
+            first, *rest = spans
+            diagnostics.append(
+                Diagnostic.error(
+                    "E0904",
+                    f"database driver `{driver}` is not supported by the kcc runtime",
+                    first,
+                    f"a `{driver}://` database URL",
+                    labels=[Label(span, "also used here") for span in rest],
+                    help="load `db_sqlite.so` and give a `sqlite:///path/to/kamailio.db` URL",
+                )
+            )
+        return diagnostics
 
     def _missing_pvs(
         self, uses: Iterable[ast.PVar | ast.Select | ast.AssignStmt | ast.AssignExpr]
