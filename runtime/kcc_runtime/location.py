@@ -361,6 +361,27 @@ class LocationStore:
         sql += " ORDER BY username, domain, q DESC, id"
         return [self._row(r) for r in self.connection().execute(sql, args)]
 
+    def every_contact(self) -> list[Contact]:
+        """The valid contacts of every location table in the database (the tables
+        the ``version`` table lists), for nathelper's pinger, which walks all of
+        usrloc's domains; empty when the database has none yet or on an error."""
+        try:
+            conn = self.connection()
+            exists = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'version'"
+            ).fetchone()
+            if exists is None:
+                return []
+            names = [str(r[0]) for r in conn.execute("SELECT table_name FROM version")]
+            out: list[Contact] = []
+            for name in names:
+                if _TABLE_RE.match(name) is not None:
+                    out.extend(self.all_contacts(name))
+            return out
+        except sqlite3.Error as exc:
+            log.error("usrloc: reading the contacts failed: %s", exc)
+            return []
+
     # -- writes (inside transaction() or alone) ----------------------------------------
 
     def insert(self, table: str, contact: Contact) -> Contact:

@@ -181,3 +181,9 @@ def setup(level: int) -> None:
     handler.setFormatter(KamailioFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def rank() -> int:
+    """This process's rank (:func:`set_rank`): 0 the supervisor or a process with
+    none, 1..N the workers."""
+    return _state["rank"]

@@ -3,10 +3,46 @@ recording and media playback.
 
 Exports as in Kamailio 5.6 (checked with ``kamailio -c``); route kinds, fixups and
 constant-argument rules from Kamailio's export table, defaults from the module README.
+
+**The ng protocol.** Each command is one UDP datagram ``<cookie> <bencoded dict>``
+to ``rtpengine_sock`` (``udp:host:port``; the first one given is used), answered by
+``<cookie> <bencoded dict>`` with ``result`` ``ok`` (or ``error`` and
+``error-reason``) and, for ``offer``/``answer``, the rewritten ``sdp``. The request is
+built as Kamailio 5.6.3 builds it (captured on loopback: ``rtpengine_manage("co")``
+on an INVITE sent ``d8:supportsl10:load limite3:sdp<..>5:flagsl2:coe7:call-id<..>
+13:received-froml3:IP49:127.0.0.1e8:from-tag1:17:command5:offere``): ``supports``,
+``sdp``, the ``key=value`` items of the flags string in order, ``direction``,
+``flags`` (every other word, unknown ones included: rtpengine ignores them),
+``replace`` (``replace-origin``, ``replace-session-connection``),
+``transport-protocol`` (``RTP/AVP`` ...), ``call-id``, ``received-from`` (the source
+address), ``from-tag``, ``to-tag`` (answers, and any message whose To has a tag,
+except delete without ``to-tag`` in the flags), ``command``.
+
+**Blocking.** As in Kamailio, the call is synchronous: the route waits for the
+answer ``rtpengine_tout_ms`` (1000 ms) per try, ``rtpengine_retr`` (5) tries more.
+kcc's worker is one asyncio loop running routes synchronously, so the wait blocks
+that worker (every other message it would receive waits too, exactly like a
+Kamailio worker process blocked in ``rtpp_function_call``); the other workers are
+not affected. The socket is a plain blocking UDP socket with a timeout, one per
+process, connected to the daemon.
+
+``rtpengine_manage`` follows README 5.8: INVITE with SDP: offer; ACK with SDP:
+answer; BYE, CANCEL or a failure route: delete; a reply to INVITE >= 300: delete;
+a 1xx/2xx reply to INVITE with SDP: answer when the INVITE had SDP (the
+transaction's request), else offer.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Final
+
+from kcc_runtime import bencode
+from kcc_runtime.context import Context
 from kcc_runtime.exports import (
     ANY,
     INT,
@@ -17,19 +53,286 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.sdp import current_body, replace_body
+from kcc_runtime.sip import Message, Request, Response, SipParseError
+
+__all__ = [
+    "EXPORTS",
+    "NgClient",
+    "build_command",
+    "rtpengine_answer",
+    "rtpengine_delete",
+    "rtpengine_manage",
+    "rtpengine_offer",
+]
+
+log = logging.getLogger("kcc_runtime.rtpengine")
+
+#: flags words that go into the ``replace`` list
+_REPLACE: Final = {
+    "replace-origin": "origin",
+    "replace-session-connection": "session-connection",
+}
+#: flags words naming a transport protocol
+_PROTOCOLS: Final = frozenset(
+    {"RTP/AVP", "RTP/SAVP", "UDP/TLS/RTP/SAVP", "RTP/AVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVPF"}
+)
+_counter = itertools.count(1)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+@dataclass
+class NgClient:
+    """One process's connection to an rtpengine daemon (``host``, ``port``)."""
+
+    host: str
+    port: int
+    timeout: float = 1.0
+    retries: int = 5
+    pid: int = field(default_factory=os.getpid)
+    _sock: socket.socket | None = None
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None or self.pid != os.getpid():
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.settimeout(self.timeout)
+            sock.connect((self.host, self.port))
+            self._sock = sock
+            self.pid = os.getpid()
+        return self._sock
+
+    def request(self, command: dict[str, object]) -> dict[str, bencode.BValue] | None:
+        """Send ``command`` and wait for its answer (``retries`` + 1 tries of
+        ``timeout`` each); None when no valid answer came."""
+        cookie = b"%d_%d_%d" % (0, os.getpid(), next(_counter))
+        data = cookie + b" " + bencode.encode(command)
+        try:
+            sock = self._socket()
+        except OSError as exc:
+            log.error("can't connect to rtpengine %s:%d: %s", self.host, self.port, exc)
+            return None
+        for _ in range(max(0, self.retries) + 1):
+            try:
+                sock.send(data)
+                while True:
+                    reply = sock.recv(65535)
+                    got, _, rest = reply.partition(b" ")
+                    if got == cookie:
+                        break
+            except (TimeoutError, ConnectionRefusedError):
+                continue  # no answer, or nothing listening yet (ICMP): one try spent
+            except OSError as exc:
+                log.error("can't send command to rtpengine: %s", exc)
+                return None
+            try:
+                value = bencode.decode(rest)
+            except bencode.BencodeError as exc:
+                log.error("invalid bencoded answer from rtpengine: %s", exc)
+                return None
+            return value if isinstance(value, dict) else None
+        log.error("timeout waiting reply from rtpengine %s:%d", self.host, self.port)
+        return None
+
+
+_clients: dict[tuple[str, int, float, int], NgClient] = {}
+
+
+def _client(ctx: Context) -> NgClient | None:
+    spec = ctx.proc.modparams.get(("rtpengine", "rtpengine_sock"), "NONE")
+    if not isinstance(spec, str) or spec == "NONE":
+        log.error("no rtpengine_sock configured")
+        return None
+    first = spec.split()[0].split("=", 1)[-1]
+    proto, _, rest = first.partition(":")
+    if proto not in ("udp", "udp6"):
+        log.error("rtpengine_sock %s: only udp: sockets are supported", first)
+        return None
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit():
+        log.error("bad rtpengine_sock %s", first)
+        return None
+    timeout = ctx.proc.modparam_int("rtpengine", "rtpengine_tout_ms", 1000) / 1000.0
+    retries = ctx.proc.modparam_int("rtpengine", "rtpengine_retr", 5)
+    key = (host, int(port), timeout, retries)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = NgClient(host, int(port), timeout, retries)
+    return client
+
+
+def _tag(msg: Message, header: str) -> str | None:
+    try:
+        value = msg.from_ if header == "from" else msg.to
+    except SipParseError:
+        return None
+    return None if value is None else value.tag
+
+
+def build_command(ctx: Context, op: str, flags: str, sdp: bytes | None) -> dict[str, object] | None:
+    """The ng dictionary for ``op`` (``offer``, ``answer``, ``delete``) on
+    ``ctx.msg`` with the script's ``flags`` string; None (logged) without a
+    Call-ID or From tag."""
+    msg = ctx.msg
+    try:
+        call_id = msg.call_id
+    except SipParseError:
+        call_id = None
+    from_tag = _tag(msg, "from")
+    if not call_id or not from_tag:
+        log.error("can't get Call-ID or From tag")
+        return None
+    to_tag = _tag(msg, "to")
+    out: dict[str, object] = {"supports": ["load limit"]}
+    if sdp is not None:
+        out["sdp"] = sdp
+    items: list[tuple[str, str]] = []
+    directions: list[str] = []
+    words: list[str] = []
+    replace: list[str] = []
+    protocol: str | None = None
+    force_to_tag = False
+    for word in flags.split():
+        key, sep, value = word.partition("=")
+        if sep:
+            if key == "direction":
+                directions.append(value)
+            elif key == "to-tag":
+                to_tag, force_to_tag = value, True
+            elif key == "from-tag":
+                from_tag = value
+            elif key == "call-id":
+                call_id = value
+            else:
+                items.append((key, value))
+        elif word in _REPLACE:
+            replace.append(_REPLACE[word])
+        elif word in _PROTOCOLS:
+            protocol = word
+        elif word in ("internal", "external"):
+            directions.append(word)
+        elif word == "to-tag":
+            force_to_tag = True
+        else:
+            words.append(word)
+    for key, value in items:
+        out[key] = value
+    if directions:
+        out["direction"] = directions
+    if words:
+        out["flags"] = words
+    if replace:
+        out["replace"] = replace
+    if protocol is not None:
+        out["transport-protocol"] = protocol
+    out["call-id"] = call_id
+    r = ctx.received
+    out["received-from"] = ["IP6" if ":" in r.src_ip else "IP4", r.src_ip]
+    out["from-tag"] = from_tag
+    if to_tag and (op != "delete" or force_to_tag):
+        out["to-tag"] = to_tag
+    out["command"] = op
+    return out
+
+
+def _call(ctx: Context, op: str, flags: str) -> int:
+    msg = ctx.msg
+    sdp: bytes | None = None
+    if op in ("offer", "answer"):
+        sdp = current_body(msg)
+        if not sdp:
+            log.error("can't extract body from the message")
+            return -1
+    command = build_command(ctx, op, flags, sdp)
+    client = _client(ctx)
+    if command is None or client is None:
+        return -1
+    answer = client.request(command)
+    if answer is None:
+        return -1
+    result = answer.get("result")
+    if result != b"ok":
+        reason = answer.get("error-reason", b"")
+        log.error(
+            "proxy replied with error: %s",
+            _text(reason) if isinstance(reason, bytes) else reason,
+        )
+        return -1
+    if sdp is not None:
+        new = answer.get("sdp")
+        if not isinstance(new, bytes):
+            log.error("no SDP body in proxy reply")
+            return -1
+        replace_body(msg, new)
+    return 1
+
+
+def rtpengine_offer(ctx: Context, flags: str = "") -> int:
+    """``rtpengine_offer([flags])``: send the SDP as an offer, put rtpengine's SDP
+    in its place: 1, -1 on any failure."""
+    return _call(ctx, "offer", flags)
+
+
+def rtpengine_answer(ctx: Context, flags: str = "") -> int:
+    """``rtpengine_answer([flags])``: the same with an answer."""
+    return _call(ctx, "answer", flags)
+
+
+def rtpengine_delete(ctx: Context, flags: str = "") -> int:
+    """``rtpengine_delete([flags])``: end the call's media session: 1, -1."""
+    return _call(ctx, "delete", flags)
+
+
+def _has_sdp(msg: Message) -> bool:
+    return msg.body_end > msg.body_start
+
+
+def rtpengine_manage(ctx: Context, flags: str = "") -> int:
+    """``rtpengine_manage([flags])``: offer, answer or delete by message (README 5.8)."""
+    msg = ctx.msg
+    if ctx.kind is Route.BRANCH_FAILURE:
+        return 1
+    if ctx.kind is Route.FAILURE:
+        return _call(ctx, "delete", flags)
+    try:
+        cseq = msg.cseq
+    except SipParseError:
+        cseq = None
+    if isinstance(msg, Request):
+        method = msg.method.upper()
+        if method in ("BYE", "CANCEL"):
+            return _call(ctx, "delete", flags)
+        if method == "INVITE" and _has_sdp(msg):
+            return _call(ctx, "offer", flags)
+        if method == "ACK" and _has_sdp(msg):
+            return _call(ctx, "answer", flags)
+        return -1
+    if isinstance(msg, Response) and cseq is not None and cseq.method.upper() == "INVITE":
+        if msg.status >= 300:
+            return _call(ctx, "delete", flags)
+        if _has_sdp(msg):
+            cell = ctx.tm_cell
+            offered = cell is None or _has_sdp(cell.request)
+            return _call(ctx, "answer" if offered else "offer", flags)
+    return -1
+
 
 EXPORTS = ModuleExports(
     name="rtpengine",
     cmds=(
         # offer/answer
-        Cmd("rtpengine_offer", (), Route.ANY),
-        Cmd("rtpengine_offer", (STR,), Route.ANY, fixup="fixup_spve_null"),
-        Cmd("rtpengine_answer", (), Route.ANY),
-        Cmd("rtpengine_answer", (STR,), Route.ANY, fixup="fixup_spve_null"),
-        Cmd("rtpengine_manage", (), Route.ANY),
-        Cmd("rtpengine_manage", (STR,), Route.ANY, fixup="fixup_spve_null"),
-        Cmd("rtpengine_delete", (), Route.ANY),
-        Cmd("rtpengine_delete", (STR,), Route.ANY, fixup="fixup_spve_null"),
+        Cmd("rtpengine_offer", (), Route.ANY, impl=rtpengine_offer),
+        Cmd("rtpengine_offer", (STR,), Route.ANY, impl=rtpengine_offer, fixup="fixup_spve_null"),
+        Cmd("rtpengine_answer", (), Route.ANY, impl=rtpengine_answer),
+        Cmd("rtpengine_answer", (STR,), Route.ANY, impl=rtpengine_answer, fixup="fixup_spve_null"),
+        Cmd("rtpengine_manage", (), Route.ANY, impl=rtpengine_manage),
+        Cmd("rtpengine_manage", (STR,), Route.ANY, impl=rtpengine_manage, fixup="fixup_spve_null"),
+        Cmd("rtpengine_delete", (), Route.ANY, impl=rtpengine_delete),
+        Cmd("rtpengine_delete", (STR,), Route.ANY, impl=rtpengine_delete, fixup="fixup_spve_null"),
         # recording and media
         Cmd("start_recording", (), Route.ANY),
         Cmd("start_recording", (STR,), Route.ANY, fixup="fixup_spve_null"),
