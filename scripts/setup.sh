@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 APT_PACKAGES=(kamailio sip-tester iproute2 util-linux python3 python3-venv
-	kamailio-mysql-modules kamailio-presence-modules kamailio-tls-modules)
+	kamailio-mysql-modules kamailio-presence-modules kamailio-tls-modules kamailio-sqlite-modules rtpengine-daemon)
 VENV=.venv
 STAMP="$VENV/.kcc-install-stamp"
 

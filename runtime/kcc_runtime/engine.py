@@ -97,6 +97,9 @@ from kcc_runtime.context import (
 )
 from kcc_runtime.exports import Route
 from kcc_runtime.kw import Myself
+from kcc_runtime.location import store_for
+from kcc_runtime.modules.nathelper import NatPinger, pinger_for
+from kcc_runtime.rpc.stats import sl_reply_counter
 from kcc_runtime.shared import SharedStore
 from kcc_runtime.sip import Message, Request, Response, SipParseError, SipUri, Via, parse_message
 from kcc_runtime.sip.parser import headers_only_request
@@ -104,6 +107,7 @@ from kcc_runtime.sip.uri import parse_uri
 from kcc_runtime.tm import Tm
 
 if TYPE_CHECKING:
+    from kcc_runtime.location import Contact
     from kcc_runtime.router import Router
 
 __all__ = [
@@ -355,6 +359,16 @@ def _probe(data: bytes) -> Request | None:
     return headers_only_request(data, eol, hdr_start, hdr_end, method)
 
 
+#: the statistics a received request adds to (Kamailio's core counters)
+_RCV_REQUEST_COUNTER: Final = {
+    m: f"core:rcv_requests_{m.lower()}"
+    for m in (
+        "ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS",
+        "PRACK", "PUBLISH", "REFER", "REGISTER", "SUBSCRIBE", "UPDATE",
+    )
+}  # fmt: skip
+
+
 class Proxy:
     """The stateless core (implements :class:`kcc_runtime.context.Engine`)."""
 
@@ -425,6 +439,8 @@ class Proxy:
         self._local: Socket | None = None
         self.process: Process = router.process(self, shared=shared)
         self.tm = Tm(self, {n: v for m, n, v in config.modparams if m == "tm"})
+        #: nathelper's keepalives (``natping_interval``), run from :meth:`on_timer`
+        self.natping = self._natping() if "nathelper" in config.modules else None
 
     # -- the transport's side ---------------------------------------------------------
 
@@ -454,6 +470,12 @@ class Proxy:
         except Exception:
             self.stats["errors"] += 1
             log.exception("error in the transaction timer")
+        if self.natping is not None:
+            try:
+                self.natping.on_timer(now)
+            except Exception:
+                self.stats["errors"] += 1
+                log.exception("error in nathelper's pinger")
         try:
             expired = self.process.htables.purge(int(now))
             for record in expired:
@@ -465,6 +487,32 @@ class Proxy:
             log.exception("error in the timer")
         self._out = []
         return out
+
+    def _natping(self) -> NatPinger | None:
+        """nathelper's pinger for this worker (None when pinging is off or another
+        worker pings): pings leave from the first UDP socket, through the
+        outbound guard, to the contacts of every location table."""
+        udp = [s for s in self.sockets if s.proto == "udp"]
+        if not udp:
+            return None
+        src = udp[0]
+        process = self.process
+
+        def send(data: bytes, dst: tuple[str, int]) -> bool:
+            return self._emit(data, "udp", dst, src)
+
+        def contacts() -> list[Contact]:
+            store = process.location
+            if store is None:
+                db_url = process.modparams.get(("usrloc", "db_url"))
+                store = process.location = store_for(
+                    process.modparam_int("usrloc", "db_mode", 0),
+                    db_url if isinstance(db_url, str) else None,
+                    process.modparam_int("usrloc", "timer_interval", 60),
+                )
+            return store.every_contact()
+
+        return pinger_for(dict(process.modparams), send, contacts, (src.ip, src.port))
 
     def next_timer(self) -> float | None:
         """When :meth:`on_timer` must next run for the transactions (None: no
@@ -516,6 +564,9 @@ class Proxy:
             self._on_reply(msg, received, local)
             return
         self.stats["requests"] += 1
+        counters = self.process.shared.counters
+        counters.add("core:rcv_requests")
+        counters.add(_RCV_REQUEST_COUNTER.get(msg.method, "core:unsupported_methods"))
         if self._sl_loaded and msg.method == "ACK" and self._sl_ack(msg):
             self.stats["sl_filtered_acks"] += 1
             log.debug("SL local ACK found -> dropping it")
@@ -787,6 +838,9 @@ class Proxy:
         if not self._emit(data, local.proto, (r.src_ip, port), local):
             return -1
         self.stats["replied"] += 1
+        counters = self.process.shared.counters
+        counters.add("sl:sent_replies")
+        counters.add(sl_reply_counter(code))
         return 1
 
     def _build_reply(
@@ -939,6 +993,7 @@ class Proxy:
         if not self._emit(data, p, (ip, dport), sock):
             return -1
         self.stats["forwarded"] += 1
+        self.process.shared.counters.add("core:fwd_requests")
         return 1
 
     def _build_request(
@@ -1003,6 +1058,9 @@ class Proxy:
 
     def _on_reply(self, msg: Response, received: Received, local: Socket) -> None:
         self.stats["replies_received"] += 1
+        counters = self.process.shared.counters
+        counters.add("core:rcv_replies")
+        counters.add(f"core:rcv_replies_{msg.status // 100}xx")
         route = self.router.reply
         if route is not None:
             ctx = ReplyContext(self.process, msg, received)
@@ -1061,6 +1119,7 @@ class Proxy:
         if not self._emit(data, proto, (ip, port), sock):
             return -1
         self.stats["replies_relayed"] += 1
+        self.process.shared.counters.add("core:fwd_replies")
         return 1
 
     def _socket_for(self, local: Socket, proto: str, ip: str) -> Socket | None:

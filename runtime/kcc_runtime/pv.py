@@ -1243,7 +1243,9 @@ def _cfg_var(group: str, var: str) -> Reader:
         config = ctx.proc.config
         if config is None:
             return None
-        value = config.cfg_var(group, var)
+        # a value set over RPC (cfg.seti/cfg.sets) wins, in every worker
+        override = ctx.proc.shared.cfg_override(group, var)
+        value = config.cfg_var(group, var) if override is None else override
         return value if isinstance(value, (int, str)) else None
 
     return read

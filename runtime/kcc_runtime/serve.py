@@ -27,7 +27,9 @@ loopback).
 **Processes.** Always one supervisor and N workers, ``children=1`` included, so
 every proxy behaves the same. The supervisor creates the shared store
 (:class:`~kcc_runtime.shm.SharedMemoryStore`: ``$shv`` with the cfg's ``shvset``
-values, the ``lock()`` set of ``2^lock_set_size`` locks), checks that every address
+values, the ``lock()`` set of ``2^lock_set_size`` locks) and the htable tables and
+pike tree of the cfg (:class:`~kcc_runtime.shtable.ModuleMemory`, set on the router
+as ``module_memory`` so each worker's ``Router.process`` uses them), checks that every address
 is free (one bind without ``SO_REUSEPORT``, closed at once), then forks the workers
 and binds nothing itself. Each worker binds every socket with ``SO_REUSEPORT``,
 builds its own :class:`~kcc_runtime.engine.Proxy` (its own ``$var``), calls
@@ -73,6 +75,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -161,6 +164,8 @@ class Options:
     tcp_lifetime: float = 120.0
     lock_set_size: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: where the RPC sockets and FIFO go (Kamailio's ``-Y``)
+    runtime_dir: str = "/run/kamailio"
 
 
 #: builds a worker's engine: (router, sockets, allow_dst, shared store, reply sockets)
@@ -305,6 +310,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--rcvbuf", type=_positive_int, default=4 * 1024 * 1024)
     parser.add_argument("--sndbuf", type=_positive_int, default=4 * 1024 * 1024)
     parser.add_argument("--stop-timeout", type=float, default=5.0)
+    parser.add_argument(
+        "--runtime-dir",
+        default="/run/kamailio",
+        help="directory of the ctl/jsonrpcs sockets and FIFO (Kamailio's -Y)",
+    )
     return parser
 
 
@@ -349,6 +359,7 @@ def parse_args(config: Config, argv: Sequence[str], prog: str = "proxy") -> Opti
         stop_timeout=max(0.0, ns.stop_timeout),
         tcp_lifetime=float(_int_global(config, "tcp_connection_lifetime", 120)),
         lock_set_size=lock_set_size,
+        runtime_dir=ns.runtime_dir,
     )
 
 
@@ -445,6 +456,9 @@ def _worker(
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)
         logs.set_rank(rank)
         store.reset_process_state(rank - 1)
+        use_row = getattr(store.counters, "use_row", None)
+        if use_row is not None:
+            use_row(rank)  # the worker's row of the shared statistics
         sockets = [socket_factory(spec) for spec in opts.listens]
         transport_options = TransportOptions(
             rcvbuf=opts.rcvbuf, sndbuf=opts.sndbuf, tcp_lifetime=opts.tcp_lifetime
@@ -516,6 +530,11 @@ class _Supervisor:
         self.engine_factory = engine_factory
         self.socket_factory = socket_factory
         self.slots = [_Slot(rank) for rank in range(1, opts.children + 1)]
+        # the RPC process (ctl/jsonrpcs): one more slot, restarted like a worker
+        self.rpc_points = _rpc_points(router, opts)
+        if self.rpc_points:
+            self.slots.append(_Slot(opts.children + 1))
+        self.started = time.time()
         self.by_pid: dict[int, _Slot] = {}
         self.stopping = False
         self.announced = False
@@ -533,6 +552,8 @@ class _Supervisor:
             os.close(self.ready_r)
             os.close(self.sig_r)
             os.close(self.sig_w)
+            if slot.rank > self.opts.children:
+                _rpc_process(self, slot.rank)
             _worker(
                 slot.rank,
                 router=self.router,
@@ -544,6 +565,7 @@ class _Supervisor:
                 socket_factory=self.socket_factory,
             )
         slot.pid = pid
+        _record_pid(self.store, slot.rank, pid)
         slot.started = time.monotonic()
         slot.ready = False
         slot.restart_at = None
@@ -562,6 +584,7 @@ class _Supervisor:
             released = self.store.release_dead(pid)
             if released:
                 log.warning("released %d lock(s) held by dead worker pid %d", len(released), pid)
+            _release_module_memory(self.router, pid)
             if slot is not None:
                 slot.pid = 0
                 dead.append((slot, pid, status))
@@ -667,7 +690,7 @@ class _Supervisor:
             if not self.announced and all(s.ready for s in self.slots):
                 self.announced = True
                 labels = ", ".join(socket_label(s) for s in self.opts.listens)
-                count = len(self.slots)
+                count = self.opts.children
                 sys.stderr.write(
                     f"kcc proxy ready: {labels} ({count} worker{'s' if count != 1 else ''})\n"
                 )
@@ -720,15 +743,133 @@ def run(
     except BindError as exc:
         log.error("%s", exc.strerror or exc)
         return EXIT_START_FAILED
+    shared_router = _with_module_memory(router)
+    if shared_router is None:
+        return EXIT_START_FAILED
+    router = shared_router
     store = SharedMemoryStore(
         router.config.shv_initial(), lock_set_size=opts.lock_set_size, workers=opts.children
     )
+    counters = _shared_counters(router, opts, store)
     try:
         # usrloc's db_mode 0 database: one file for all workers, removed at exit
         with location.private_directory():
             return _Supervisor(router, opts, store, engine_factory, socket_factory).serve()
     finally:
+        _remove_rpc_paths(router, opts)
+        counters.close()
         store.close()
+        if router.module_memory is not None:
+            router.module_memory.close()
+
+
+# ---------------------------------------------------------------------------------
+# htable's tables and pike's tree, shared by the workers (kcc_runtime.shtable)
+# ---------------------------------------------------------------------------------
+
+
+def _with_module_memory(router: Router) -> Router | None:
+    """``router`` with htable's tables and pike's tree mapped in shared memory before
+    the fork (:class:`~kcc_runtime.shtable.ModuleMemory`), so every worker's
+    ``Router.process`` uses them; None (logged) for an htable definition Kamailio
+    refuses, which stops the start as it stops Kamailio."""
+    from kcc_runtime.htable import HtableDefinitionError
+    from kcc_runtime.shtable import ModuleMemory
+
+    try:
+        memory = ModuleMemory.from_config(router.config)
+    except HtableDefinitionError as exc:
+        log.error("%s", exc)
+        return None
+    return dataclasses.replace(router, module_memory=memory)
+
+
+def _release_module_memory(router: Router, pid: int) -> None:
+    """Release the htable/pike locks a dead worker held."""
+    if router.module_memory is not None:
+        released = router.module_memory.release_dead(pid)
+        if released:
+            log.warning("released %d htable/pike lock(s) held by dead worker pid %d", released, pid)
+
+
+# ---------------------------------------------------------------------------------
+# the RPC process (kcc_runtime.rpc.server) and the shared statistics
+# ---------------------------------------------------------------------------------
+
+
+def _rpc_points(router: Router, opts: Options) -> list[Any]:
+    """Where the RPC process listens (none: no ctl/jsonrpcs in the cfg, no process)."""
+    from kcc_runtime.rpc.server import rpc_endpoints
+
+    return rpc_endpoints(router.config, opts.runtime_dir)
+
+
+def _shared_counters(router: Router, opts: Options, store: SharedMemoryStore) -> Any:
+    """The statistics table, one row per process (supervisor, workers, RPC)."""
+    from kcc_runtime.rpc.stats import statistic_names
+    from kcc_runtime.shm import SharedCounters
+
+    counters = SharedCounters(statistic_names(router.config.modules), opts.children + 2)
+    store.counters = counters
+    return counters
+
+
+def _record_pid(store: SharedMemoryStore, rank: int, pid: int) -> None:
+    """Publish a process's pid for ``core.psx`` (rank 0: the supervisor)."""
+    from kcc_runtime.rpc.server import pid_key
+
+    store.set(pid_key(0), os.getpid())
+    store.set(pid_key(rank), pid)
+
+
+def _remove_rpc_paths(router: Router, opts: Options) -> None:
+    """Remove the RPC sockets and FIFO a killed RPC process left behind."""
+    from kcc_runtime.rpc.server import remove_paths
+
+    paths = [p.address for p in _rpc_points(router, opts) if isinstance(p.address, str)]
+    remove_paths(paths)
+
+
+def _rpc_process(sup: _Supervisor, rank: int) -> NoReturn:
+    """The RPC process's whole life; never returns to the supervisor's code."""
+    from kcc_runtime.rpc.server import run_rpc_process
+
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)
+        logs.set_rank(rank)
+        sup.store.reset_process_state(0)
+        sup.store.counters.use_row(rank)  # type: ignore[attr-defined]
+        os.makedirs(sup.opts.runtime_dir, exist_ok=True)
+        supervisor = os.getppid()
+        udp = [s for s in sup.opts.listens if s.proto == "udp"]
+        first = f"{udp[0].ip}:{udp[0].port}" if udp else "-"
+        describe = ["main process - attendant"]
+        describe += [f"udp receiver child={i} sock={first}" for i in range(sup.opts.children)]
+        describe.append("ctl handler")
+
+        def ready() -> None:
+            os.write(sup.ready_w, f"{os.getpid()}\n".encode())
+
+        code = run_rpc_process(
+            config=sup.router.config,
+            store=sup.store,
+            points=sup.rpc_points,
+            ready=ready,
+            watchdog=lambda: os.getppid() == supervisor,
+            started=sup.started,
+            describe=describe,
+        )
+    except BaseException:
+        log.exception("RPC process failed")
+        code = 1
+    finally:
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def main(router: Router, argv: Sequence[str] | None = None) -> int:

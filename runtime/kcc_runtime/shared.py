@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kcc_runtime.values import Value
 
-__all__ = ["SharedStore"]
+__all__ = ["Counters", "SharedStore"]
 
 
 class SharedStore:
@@ -21,6 +21,8 @@ class SharedStore:
     def __init__(self, initial: dict[str, Value] | None = None) -> None:
         self._values: dict[str, Value] = dict(initial or {})
         self._held: dict[str, int] = {}
+        #: the statistics counters (the RPC process reads them: ``stats.*``)
+        self.counters: Counters = Counters()
 
     def get(self, name: str) -> Value:
         """``$shv(name)``: an unset shared variable reads as the int 0, as in Kamailio."""
@@ -48,6 +50,17 @@ class SharedStore:
     def held(self, name: str) -> bool:
         return name in self._held
 
+    def cfg_override(self, group: str, name: str) -> int | str | None:
+        """The value ``cfg.seti``/``cfg.sets`` gave ``group.name`` (None: never set
+        over RPC; the cfg's value holds)."""
+        value = self._values.get(f"\0cfg:{group}.{name}")
+        return value if isinstance(value, int | str) else None
+
+    def set_cfg_override(self, group: str, name: str, value: int | str) -> None:
+        """Record an RPC-set cfg variable for every worker (kept in the ``$shv``
+        table under a name no script can write: it starts with a NUL byte)."""
+        self.set(f"\0cfg:{group}.{name}", value)
+
     def pretran_claim(self, key: bytes) -> bool:
         """tmx's ``t_precheck_trans``: record that this worker is processing the
         request whose fingerprint is ``key`` (until :meth:`pretran_release`) and say
@@ -58,3 +71,25 @@ class SharedStore:
     def pretran_release(self) -> None:
         """The request this worker claimed is processed (the engine calls this after
         every request route, as tmx's post-script callback does)."""
+
+
+class Counters:
+    """Named statistics counters (Kamailio's ``core:rcv_requests``, ``sl:200_replies``
+    ...) of a single process: a dict. The multi-process proxy replaces it with
+    :class:`~kcc_runtime.shm.SharedCounters` (one row per process in shared memory,
+    summed by the RPC process); the engine and the modules only call :meth:`add`."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, int] = {}
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the counter ``name`` (created at 0 on first use)."""
+        self._values[name] = self._values.get(name, 0) + n
+
+    def get(self, name: str) -> int:
+        """The counter's value (0 when never added to)."""
+        return self._values.get(name, 0)
+
+    def snapshot(self) -> dict[str, int]:
+        """Every counter added to so far, by name."""
+        return dict(self._values)

@@ -54,12 +54,13 @@ import multiprocessing
 import os
 import struct
 import zlib
+from collections.abc import Iterable
 from typing import Final
 
-from kcc_runtime.shared import SharedStore
+from kcc_runtime.shared import Counters, SharedStore
 from kcc_runtime.values import Value
 
-__all__ = ["SharedMemoryStore", "SharedValueError"]
+__all__ = ["SharedCounters", "SharedMemoryStore", "SharedValueError"]
 
 _FORK: Final = multiprocessing.get_context("fork")
 
@@ -219,6 +220,22 @@ class SharedMemoryStore(SharedStore):
         finally:
             self._drop_mutex()
 
+    def cfg_override(self, group: str, name: str) -> int | str | None:
+        """The RPC-set value of a cfg variable in the shared table (None: unset)."""
+        key = f"\0cfg:{group}.{name}"
+        if self.get_raw_slot(key) < 0:
+            return None
+        value = self.get(key)
+        return value if isinstance(value, int | str) else None
+
+    def get_raw_slot(self, name: str) -> int:
+        """The table slot of ``name``; -1 when it was never set."""
+        self._take_mutex()
+        try:
+            return self._find(name, name.encode("utf-8", "surrogateescape"), create=False)
+        finally:
+            self._drop_mutex()
+
     # -- lock() / unlock() -----------------------------------------------------------------
 
     def lock_index(self, name: str) -> int:
@@ -342,4 +359,57 @@ class SharedMemoryStore(SharedStore):
     def close(self) -> None:
         """Unmap the memory (the supervisor, after its workers are gone)."""
         self._owners.release()
+        self._mm.close()
+
+
+class SharedCounters(Counters):
+    """Statistics counters shared by every process of one proxy.
+
+    Kamailio keeps each statistic in shared memory (``counters``' per-process
+    slots, summed when read). The same here: the names are fixed before the fork
+    (the supervisor builds the table from the catalog of the modules the cfg loads)
+    and every process owns one row of ``len(names)`` int64 cells in an anonymous
+    ``MAP_SHARED`` mapping; a process only ever writes its own row (no lock: one
+    writer per cell), and a reader sums the rows. A worker that restarts takes its
+    rank's row back, so the numbers stay the proxy's since it started. A name not in
+    the table is ignored by :meth:`add` (it has no cell) and reads as 0."""
+
+    def __init__(self, names: Iterable[str], rows: int) -> None:
+        super().__init__()
+        if rows < 1:
+            raise ValueError("rows must be >= 1")
+        self.names: tuple[str, ...] = tuple(dict.fromkeys(names))
+        self._index = {name: i for i, name in enumerate(self.names)}
+        self.rows = rows
+        self._mm = mmap.mmap(-1, max(8, 8 * len(self.names) * rows))
+        self._cells = memoryview(self._mm).cast("q")
+        self._row = 0
+
+    def use_row(self, row: int) -> None:
+        """Make this process write to ``row`` (its rank; 0 the supervisor)."""
+        if not 0 <= row < self.rows:
+            raise ValueError(f"row {row} outside 0..{self.rows - 1}")
+        self._row = row
+
+    def add(self, name: str, n: int = 1) -> None:
+        index = self._index.get(name)
+        if index is not None:
+            at = self._row * len(self.names) + index
+            value = self._cells[at] + n
+            # int64 wraps as Kamailio's counters do (never raises)
+            self._cells[at] = (value + 2**63) % 2**64 - 2**63
+
+    def get(self, name: str) -> int:
+        index = self._index.get(name)
+        if index is None:
+            return 0
+        width = len(self.names)
+        return sum(self._cells[row * width + index] for row in range(self.rows))
+
+    def snapshot(self) -> dict[str, int]:
+        return {name: self.get(name) for name in self.names}
+
+    def close(self) -> None:
+        """Unmap the memory (the supervisor, after its children are gone)."""
+        self._cells.release()
         self._mm.close()

@@ -396,6 +396,9 @@ def kcc_command(module: Path, port: int, children: int) -> list[str]:
         str(children),
         "--allow-dst",
         ALLOW_DST,
+        # the ctl/jsonrpcs sockets beside the module, as Kamailio's -Y puts them
+        "--runtime-dir",
+        str(module.parent),
     ]
 
 
