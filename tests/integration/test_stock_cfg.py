@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,21 @@ class StockProxy:
     def log_text(self) -> str:
         """The proxy's whole log so far (stdout and stderr)."""
         return self.proxy.service.log.read_text(encoding="utf-8", errors="replace")
+
+    def kamcmd(self, *args: str) -> str:
+        """The real ``kamcmd`` on the proxy's ctl socket (the stock cfg's default
+        ``kamailio_ctl``, in the runtime directory: Kamailio's ``-Y``, kcc's
+        ``--runtime-dir``)."""
+        ctl = self.proxy.service.log.parent / "kamailio_ctl"
+        done = subprocess.run(
+            ["kamcmd", "-s", f"unix:{ctl}", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        assert done.returncode == 0, f"kamcmd {args}: {done.stdout}{done.stderr}\n{self.log()}"
+        return done.stdout
 
 
 @pytest.fixture(
@@ -224,6 +240,11 @@ def test_two_users_register_and_one_calls_the_other(stock: StockProxy, services:
     alice_port, bob_port = free_udp_ports(2)
     register(services, stock, "alice", alice_port)
     register(services, stock, "bob", bob_port)
+    # kamcmd ul.dump lists both (issue 7 acceptance), each with its contact
+    dump = stock.kamcmd("ul.dump")
+    for user, port in (("alice", alice_port), ("bob", bob_port)):
+        assert re.search(rf"AoR: {user}\b", dump), dump
+        assert f"Address: sip:{user}@127.0.0.1:{port}" in dump, dump
     # bob's phone: a SIPp UAS on the address bob registered as his Contact
     bob = start_uas(services, bob_port, "stock_uas.xml", trace_msg=True)
     call = run_sipp(services, "stock_call.xml", stock.port, local_port=alice_port, service="bob")
