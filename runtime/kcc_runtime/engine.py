@@ -477,11 +477,16 @@ class Proxy:
                 self.stats["errors"] += 1
                 log.exception("error in nathelper's pinger")
         try:
-            expired = self.process.htables.purge(int(now))
-            for record in expired:
+            htables = self.process.htables
+            for record in htables.purge(int(now)):
                 route = self.router.event.get(f"htable:expired:{record.table}")
                 if route is not None:
-                    self._run_event(route)
+                    # $shtrecord(key)/$shtrecord(value) read the item being expired
+                    htables.expired_record = record
+                    try:
+                        self._run_event(route)
+                    finally:
+                        htables.expired_record = None
         except Exception:
             self.stats["errors"] += 1
             log.exception("error in the timer")

@@ -29,6 +29,8 @@ import sys
 from typing import Final, TextIO
 
 __all__ = [
+    "ALERT",
+    "BUG",
     "NOTICE",
     "KamailioFormatter",
     "kamailio_level_name",
@@ -39,6 +41,10 @@ __all__ = [
 
 #: Kamailio's L_NOTICE, between INFO and WARNING (as ``kcc_runtime.modules.xlog``)
 NOTICE: Final = logging.INFO + 5
+#: Kamailio's L_BUG and L_ALERT, above L_CRIT: shown whenever CRITICAL is, and
+#: printed with their own words
+BUG: Final = logging.CRITICAL + 5
+ALERT: Final = logging.CRITICAL + 10
 
 #: Kamailio's numeric levels as ``logging`` thresholds
 _NUMERIC: Final = {
@@ -109,7 +115,11 @@ def parse_level(text: str | int) -> int | None:
 
 
 def kamailio_level_name(levelno: int) -> str:
-    """The word Kamailio prints for a level."""
+    """The word Kamailio prints for a level (``dprint.h``'s level names)."""
+    if levelno >= ALERT:
+        return "ALERT"
+    if levelno >= BUG:
+        return "BUG"
     if levelno >= logging.CRITICAL:
         return "CRITICAL"
     if levelno >= logging.ERROR:

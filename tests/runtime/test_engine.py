@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kcc_runtime.context import RequestContext, ScriptExit
+from kcc_runtime.context import EventContext, RequestContext, ScriptExit
 from kcc_runtime.engine import Outgoing, Proxy, Socket, forward_branch, sl_to_tag
 from kcc_runtime.modules import core, sanity, sl, textops
 from kcc_runtime.pv import accessor
@@ -687,3 +688,26 @@ def test_a_cfg_with_sanity_gets_the_broken_request_in_its_script(
     out = strict.receive(broken, CLIENT, strict.sockets[0])
     assert len(seen) == 1 and strict.stats["dropped_bad"] == 1
     assert [o.data.split(b"\r\n")[0][:12] for o in out] in ([], [b"SIP/2.0 400 "])
+
+
+def test_htable_expired_event_route_reads_the_expired_item() -> None:
+    """``event_route[htable:expired:t]`` runs for each item the timer expires, with
+    ``$shtrecord(key)``/``$shtrecord(value)`` naming it."""
+    seen: list[tuple[object, object]] = []
+
+    def expired(ctx: EventContext) -> int:
+        seen.append(
+            (accessor("shtrecord", "key").get(ctx), accessor("shtrecord", "value").get(ctx))
+        )
+        return 1
+
+    config = Config(
+        modules=("htable",), modparams=(("htable", "htable", "t=>size=4;autoexpire=1;"),)
+    )
+    p = proxy(Router(config=config, event={"htable:expired:t": expired}))
+    table = p.process.htables.table("t")
+    assert table is not None
+    table.set("caller", 7)
+    p.on_timer(time.time() + 5)
+    assert seen == [("caller", 7)]
+    assert p.process.htables.expired_record is None

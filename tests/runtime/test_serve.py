@@ -657,5 +657,13 @@ def test_kamailio_log_lines() -> None:
         module = logging.LogRecord("kcc_runtime.sl", logging.WARNING, "sl.py", 3, "m", (), None)
         module.funcName = "f"
         assert fmt.format(module) == f" 2({os.getpid()}) WARNING: sl [sl.py:3]: f(): m\n"
+        # xlog("L_ALERT", ...) and L_BUG print their own words, as Kamailio's dprint.h
+        for level, word in (
+            (logs.ALERT, "ALERT"),
+            (logs.BUG, "BUG"),
+            (logging.CRITICAL, "CRITICAL"),
+        ):
+            record = logging.LogRecord("kcc_runtime.xlog", level, "x.py", 1, "pike\n", (), None)
+            assert fmt.format(record) == f" 2({os.getpid()}) {word}: <script>: pike\n"
     finally:
         logs.set_rank(0)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from kcc_runtime.context import Context
 from kcc_runtime.htable import ExpiredRecord, HashTables, parse_definition
+from kcc_runtime.modules import htable as htable_module
 from kcc_runtime.router import Config, Router
 from kcc_runtime.shtable import ModuleMemory, SharedHtables, SharedTable, capacity_for
 
@@ -107,6 +108,17 @@ def test_full_table_refuses_new_keys(clock: FakeClock, caplog: pytest.LogCapture
     table.delete("b")
     assert table.set("d", 4) is True
     assert sorted(table.keys()) == ["a", "c", "d"]
+    memory.close()
+
+
+def test_sht_setx_functions_fail_when_the_table_refuses(clock: FakeClock) -> None:
+    memory = _memory(["t=>autoexpire=60;"], capacity=1)
+    context = make_ctx(OPTIONS)
+    context.proc.htables = memory.view(clock)
+    assert htable_module.sht_setxs(context, "t", "a", "x", 5) == 1
+    assert htable_module.sht_setxs(context, "t", "b", "y", 5) == -1  # full
+    assert htable_module.sht_setxi(context, "t", "c", 7, 5) == -1
+    assert htable_module.sht_setxi(context, "t", "a", 7, 5) == 0  # Kamailio's 0
     memory.close()
 
 

@@ -199,13 +199,13 @@ def sht_reset(ctx: Context, htname: str) -> int:
 def sht_setxs(ctx: Context, htname: str, itname: str, itval: str, exval: int) -> int:
     """``sht_setxs(table, key, value, expire)``: set a string value expiring in
     ``expire`` s (0: the table's ``autoexpire``; no expiry in a table without
-    one): 1; -1 for an unknown table ("No such htable")."""
+    one): 1; -1 for an unknown table ("No such htable") or a write a shared table
+    cannot hold (full, key or value too long: logged by the table)."""
     table = ctx.proc.htables.table(htname)
     if table is None:
         log.error("No such htable: %s", htname)
         return -1
-    table.set_ex(itname, itval, exval)
-    return 1
+    return 1 if table.set_ex(itname, itval, exval) else -1
 
 
 def sht_setxi(ctx: Context, htname: str, itname: str, itval: int, exval: int) -> int:
@@ -214,13 +214,12 @@ def sht_setxi(ctx: Context, htname: str, itname: str, itval: int, exval: int) ->
     Kamailio 5.6 sets the item and then returns 0, which ends the script (measured:
     ``sht_setxi("a", "si", 7, 5); xlog(...)`` never logs, also as
     ``$var(r) = sht_setxi(...)``, while ``$sht(a=>si)`` is 7 in the next request);
-    kcc keeps that code. -1 for an unknown table."""
+    kcc keeps that code. -1 for an unknown table or a refused write."""
     table = ctx.proc.htables.table(htname)
     if table is None:
         log.error("No such htable: %s", htname)
         return -1
-    table.set_ex(itname, itval, exval)
-    return 0
+    return 0 if table.set_ex(itname, itval, exval) else -1
 
 
 def sht_iterator_start(ctx: Context, iname: str, hname: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from kcc_runtime import logs
 from kcc_runtime.context import Context
 from kcc_runtime.exports import (
     STR,
@@ -40,8 +41,8 @@ log = logging.getLogger("kcc_runtime.xlog")
 #: xlog's level names (``L_ALERT`` .. ``L_DBG``, Kamailio ``dprint.h``) as
 #: ``logging`` levels; NOTICE sits between INFO and WARNING
 LEVELS: Final = {
-    "L_ALERT": logging.CRITICAL,
-    "L_BUG": logging.CRITICAL,
+    "L_ALERT": logs.ALERT,
+    "L_BUG": logs.BUG,
     "L_CRIT": logging.CRITICAL,
     "L_ERR": logging.ERROR,
     "L_WARN": logging.WARNING,
