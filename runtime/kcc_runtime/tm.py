@@ -236,6 +236,8 @@ class Cell:
     first_considered: int = 0
     canceled: bool = False
     #: a final reply went upstream
+    #: the final reply was counted in tmx's statistics (``tmx:2xx_transactions``...)
+    final_counted: bool = False
     final_sent: bool = False
     #: ``t_relay`` failed before any branch was sent: the reply tm sends at the end
     #: of the script when nothing else answered (Kamailio's ``kill_transaction``)
@@ -343,7 +345,12 @@ class Tm:
         base = ctx if ctx is not None else cell.ctx
         return self.proxy.build_reply(base, cell.request, code, reason, tm_tag=self.tag_prefix)
 
-    def _send_upstream(self, cell: Cell, data: bytes, status: int) -> bool:
+    def _send_upstream(
+        self, cell: Cell, data: bytes, status: int, *, relayed: bool = False
+    ) -> bool:
+        """Send a reply on the cell's server transaction (``status`` 0: read it from
+        ``data``), counting it in tmx's statistics (``rpl_sent``, ``rpl_relayed`` or
+        ``rpl_generated``; the transaction's final class once)."""
         try:
             sent = self.layer.send_response(cell.server, data, self._now())
         except ValueError:
@@ -355,6 +362,15 @@ class Tm:
             sent = isinstance(where, Dest) and self.proxy.emit(
                 data, where.proto, where.addr, where.sock
             )
+        if sent:
+            counters = self.proxy.process.shared.counters
+            counters.add("tmx:rpl_sent")
+            counters.add("tmx:rpl_relayed" if relayed else "tmx:rpl_generated")
+            code = status or _status_of(data)
+            if code >= 200 and not cell.final_counted:
+                cell.final_counted = True
+                counters.add(f"tmx:{min(code // 100, 6)}xx_transactions")
+                counters.add("tmx:active_transactions", -1)
         if sent and status >= 200:
             cell.final_sent = True
         self.flush()
@@ -381,6 +397,9 @@ class Tm:
             return -1
         tx.reply_dest = dest
         cell = Cell(server=tx, request=msg, ctx=ctx, avps=ctx.avps)
+        counters = self.proxy.process.shared.counters
+        counters.add("tmx:UAS_transactions")
+        counters.add("tmx:active_transactions")
         cell.hash_index = hash_index(msg)
         label = self._labels.get(cell.hash_index)
         if label is None:
@@ -727,7 +746,10 @@ class Tm:
             return
         msg = event.response
         status = msg.status
+        counters = self.proxy.process.shared.counters
+        counters.add("tmx:rpl_received")
         if br.final and status >= 300:
+            counters.add("tmx:rpl_absorbed")
             return  # after a local 408/487: Kamailio discards it
         if cell.on_reply is not None and not event.retransmission:
             rctx = ReplyContext(cell.ctx.proc, msg, _received_of(event, cell))
@@ -744,6 +766,8 @@ class Tm:
                 self._send_cancel(br)
             if status > 100 and not cell.final_sent:
                 self._relay(cell, msg)
+            else:
+                counters.add("tmx:rpl_absorbed")
             return
         if status < 300:
             br.status, br.final = status, True
@@ -761,7 +785,7 @@ class Tm:
 
     def _relay(self, cell: Cell, msg: Response) -> None:
         data = self.proxy.strip_top_via(msg)
-        if self._send_upstream(cell, data, msg.status):
+        if self._send_upstream(cell, data, msg.status, relayed=True):
             self.proxy.stats["replies_relayed"] += 1
 
     def _on_timeout(self, event: Timeout) -> None:
@@ -858,6 +882,12 @@ class Tm:
         cell.on_failure = fctx.on_failure
         cell.on_reply = fctx.on_reply
         cell.on_branch = fctx.on_branch or cell.on_branch
+
+
+def _status_of(reply: bytes) -> int:
+    """The status code of a reply's bytes (``SIP/2.0 NNN ...``), 0 when unreadable."""
+    code = reply[8:11]
+    return int(code) if reply.startswith(b"SIP/2.0 ") and code.isdigit() else 0
 
 
 def _faked_request(cell: Cell) -> Request | None:

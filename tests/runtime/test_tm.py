@@ -837,3 +837,44 @@ def test_t_relay_error_codes_and_tm_replies() -> None:
             b"SIP/2.0 100 trying -- your call is important to us",
             reply,
         ]
+
+
+def test_tmx_statistics_count_transactions_and_replies() -> None:
+    """tmx's counters (``kamcmd tm.stats``/``stats.get_statistics tmx:``): a relayed
+    call and a call answered by a local 408."""
+    p, clock = make("stateful_rr")
+    counters = p.process.shared.counters
+    [_, fwd] = p.receive(invite("s1"), CALLER, ME)
+    p.receive(answer(fwd.data, 100, "Trying"), B1, ME)
+    p.receive(answer(fwd.data, 180, "Ringing"), B1, ME)
+    assert counters.get("tmx:active_transactions") == 1
+    p.receive(answer(fwd.data, 200, "OK"), B1, ME)
+    p.receive(invite("s2"), CALLER, ME)  # to B2, which never answers
+    clock.now += 200
+    for _ in range(40):
+        clock.now += 5
+        p.on_timer(clock.now)
+    assert {
+        name: counters.get(f"tmx:{name}")
+        for name in (
+            "UAS_transactions",
+            "active_transactions",
+            "rpl_received",
+            "rpl_absorbed",
+            "rpl_relayed",
+            "rpl_generated",
+            "rpl_sent",
+            "2xx_transactions",
+            "4xx_transactions",
+        )
+    } == {
+        "UAS_transactions": 2,
+        "active_transactions": 0,
+        "rpl_received": 3,
+        "rpl_absorbed": 1,  # the backend's 100
+        "rpl_relayed": 2,  # 180, 200
+        "rpl_generated": 3,  # two 100 Trying, the 408
+        "rpl_sent": 5,
+        "2xx_transactions": 1,
+        "4xx_transactions": 1,
+    }
