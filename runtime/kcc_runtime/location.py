@@ -59,6 +59,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import Final
 
+from kcc_runtime.db import DbError, sqlite_path
+
 __all__ = [
     "ALL_METHODS",
     "Contact",
@@ -495,15 +497,6 @@ def private_directory() -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _sqlite_path(db_url: str) -> str | None:
-    """The file of a ``sqlite:///path`` URL (Kamailio's db_sqlite form), else None."""
-    prefix = "sqlite://"
-    if not db_url.startswith(prefix):
-        return None
-    path = db_url[len(prefix) :]
-    return path or None
-
-
 def store_for(
     db_mode: int,
     db_url: str | None,
@@ -516,13 +509,12 @@ def store_for(
     database kcc does not speak, logged) the proxy's private database: in the
     supervisor's :func:`private_directory`, or a temporary file of its own."""
     if db_mode != 0 and db_url is not None:
-        path = _sqlite_path(db_url)
-        if path is not None:
+        try:
+            path = sqlite_path(db_url)
+        except DbError as exc:
+            log.error("usrloc: %s; contacts are kept in memory only", exc)
+        else:
             return LocationStore(path, now=now, purge_interval=float(timer_interval))
-        log.error(
-            "usrloc: db_url %s is not a sqlite:/// URL; contacts are kept in memory only",
-            db_url,
-        )
     shared = _shared.get("dir")
     if shared is not None:
         return LocationStore(
