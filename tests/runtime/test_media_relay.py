@@ -94,6 +94,61 @@ def test_ng_offer_command_as_kamailio_builds_it() -> None:
     assert delete is not None and "to-tag" not in delete and delete["command"] == "delete"
 
 
+def test_ng_delete_drops_the_list_flags() -> None:
+    """Kamailio 5.6.3's delete from ``rtpengine_manage("replace-origin
+    replace-session-connection")`` on a BYE, captured on loopback
+    (tests/integration/test_nat.py): no ``replace``; list words (``flags``,
+    ``direction``, ``rtcp-mux``) exist only for offer and answer, while
+    ``key=value`` items and the transport stay."""
+    ctx = ctx_for(message("BYE", b"", "9"), {})
+    flags = "replace-origin trust-address direction=a internal rtcp-mux-demux ICE=remove RTP/AVP"
+    cmd = rtpengine.build_command(ctx, "delete", flags, None)
+    assert cmd == {
+        "supports": ["load limit"],
+        "ICE": "remove",
+        "transport-protocol": "RTP/AVP",
+        "call-id": "c1",
+        "received-from": ["IP4", "127.0.0.1"],
+        "from-tag": "1",
+        "command": "delete",
+    }
+    forced = rtpengine.build_command(ctx, "delete", "to-tag", None)
+    assert forced is not None and forced["to-tag"] == "9"
+
+
+def test_ng_answer_in_a_request_swaps_the_tags() -> None:
+    """An ACK carrying the answer (the 200 made the offer) and a reply carrying an
+    offer name the offerer, the To side, as ``from-tag`` (Kamailio's
+    ``rtpp_function_call``); without a To tag nothing is sent."""
+    ack = ctx_for(message("ACK", SDP, "t9"), {})
+    cmd = rtpengine.build_command(ack, "answer", "", SDP)
+    assert cmd is not None
+    assert (cmd["from-tag"], cmd["to-tag"]) == ("t9", "1")
+    offer = rtpengine.build_command(ctx_for(message(), {}), "offer", "", SDP)
+    assert offer is not None and (offer["from-tag"], "to-tag" in offer) == ("1", False)
+    assert rtpengine.build_command(ctx_for(message("ACK", SDP), {}), "answer", "", SDP) is None
+
+
+def test_ng_special_words() -> None:
+    ctx = ctx_for(message(), {})
+    cmd = rtpengine.build_command(
+        ctx, "offer", "SRTP AVPF TOS=184x repacketize=20 delete-delay=5 via-branch=1", SDP
+    )
+    assert cmd is not None
+    assert cmd["transport-protocol"] == "RTP/SAVPF"
+    assert (cmd["TOS"], cmd["repacketize"], cmd["delete delay"]) == (184, 20, 5)
+    assert cmd["delete-delay"] == "5"
+    assert cmd["via-branch"] == "z9hG4bK1"
+    # force-answer turns the offer into an answer: in a request the tags swap
+    reinvite = ctx_for(message(to_tag="t3"), {})
+    answer = rtpengine.build_command(reinvite, "offer", "force-answer", SDP)
+    assert answer is not None
+    assert (answer["command"], answer["from-tag"], answer["to-tag"]) == ("answer", "t3", "1")
+    assert rtpengine.build_command(ctx, "delete", "force-answer", None) is None
+    for bad in ("call-id", "from-tag", "repacketize=x", "via-branch", "via-branch=next"):
+        assert rtpengine.build_command(ctx, "offer", bad, SDP) is None, bad
+
+
 def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -247,10 +247,10 @@ def test_is_first_hop_counts_comma_joined_vias() -> None:
     assert siputils.is_first_hop(make_ctx(data)) == -1
 
 
-def _reply_ctx(rr: str | None, src: str = "192.0.2.7") -> Context:
+def _reply_ctx(rr: str | None, src: str = "192.0.2.7", port: int = 5060) -> Context:
     config = Config(globals=(("listen", "udp:127.0.0.1:50611"), ("alias", "proxy.example")))
     proc = Process(engine=FakeEngine(), config=config)
-    return Context(proc, parse_message(reply(rr)), Received(src, 5060, "127.0.0.1", 50611))
+    return Context(proc, parse_message(reply(rr)), Received(src, port, "127.0.0.1", 50611))
 
 
 @pytest.mark.parametrize(
@@ -258,7 +258,8 @@ def _reply_ctx(rr: str | None, src: str = "192.0.2.7") -> Context:
     [
         (None, "192.0.2.7", 0, 1),
         ("<sip:127.0.0.1:50611;lr>", "192.0.2.7", 0, 1),
-        ("<sip:127.0.0.1:50611;lr>", "127.0.0.1", 0, -1),
+        # the same IP from another port is no loop (measured on 5.6.3, test_nat.py)
+        ("<sip:127.0.0.1:50611;lr>", "127.0.0.1", 0, 1),
         ("<sip:127.0.0.1:50611;lr>", "127.0.0.1", 1, 1),
         ("<sip:proxy.example;lr>", "192.0.2.7", 0, -1),
         ("<sip:proxy.example;lr>", "192.0.2.7", 1, 1),
@@ -268,6 +269,13 @@ def _reply_ctx(rr: str | None, src: str = "192.0.2.7") -> Context:
 )
 def test_is_first_hop_reply(rr: str | None, src: str, mode: int, code: int) -> None:
     assert siputils.is_first_hop(_reply_ctx(rr, src), mode) == code
+
+
+def test_is_first_hop_reply_from_the_record_route_address_is_a_loop() -> None:
+    """Kamailio's loop test: the reply's source IP, port and protocol all equal the
+    top Record-Route URI's (port 5060 and UDP when the URI names none)."""
+    assert siputils.is_first_hop(_reply_ctx("<sip:127.0.0.1:50611;lr>", "127.0.0.1", 50611)) == -1
+    assert siputils.is_first_hop(_reply_ctx("<sip:127.0.0.1:50611;lr>", "127.0.0.1", 50611), 1) == 1
 
 
 # -- pv module -------------------------------------------------------------------------

@@ -14,9 +14,13 @@ on an INVITE sent ``d8:supportsl10:load limite3:sdp<..>5:flagsl2:coe7:call-id<..
 ``sdp``, the ``key=value`` items of the flags string in order, ``direction``,
 ``flags`` (every other word, unknown ones included: rtpengine ignores them),
 ``replace`` (``replace-origin``, ``replace-session-connection``),
-``transport-protocol`` (``RTP/AVP`` ...), ``call-id``, ``received-from`` (the source
-address), ``from-tag``, ``to-tag`` (answers, and any message whose To has a tag,
-except delete without ``to-tag`` in the flags), ``command``.
+``transport-protocol`` (``RTP/AVP`` ...), ``rtcp-mux``, ``call-id``, ``via-branch``,
+``received-from`` (the source address), ``from-tag``, ``to-tag`` (answers, and any
+message whose To has a tag, except delete without ``to-tag`` in the flags),
+``command``. The list items exist for offer and answer only: a delete drops them
+(measured on 5.6.3 through tests/integration/test_nat.py, whose relay records the
+commands of Kamailio and kcc; see :func:`build_command`). Deviation:
+``via-branch=extra|next|auto-next|auto-extra`` are refused (logged, -1).
 
 **Blocking.** As in Kamailio, the call is synchronous: the route waits for the
 answer ``rtpengine_tout_ms`` (1000 ms) per try, ``rtpengine_retr`` (5) tries more.
@@ -68,15 +72,24 @@ __all__ = [
 
 log = logging.getLogger("kcc_runtime.rtpengine")
 
-#: flags words that go into the ``replace`` list
-_REPLACE: Final = {
-    "replace-origin": "origin",
-    "replace-session-connection": "session-connection",
+#: transport words and the transport-protocol they select (Kamailio's ``transports``
+#: table: bit 0x100 "given", 0x001 SAVP, 0x002 AVPF, 0x004 UDP/TLS)
+_TRANSPORTS: Final = {
+    0x000: "RTP/AVP",
+    0x001: "RTP/SAVP",
+    0x002: "RTP/AVPF",
+    0x003: "RTP/SAVPF",
+    0x004: "UDP/TLS/RTP/SAVP",
+    0x006: "UDP/TLS/RTP/SAVPF",
 }
-#: flags words naming a transport protocol
-_PROTOCOLS: Final = frozenset(
-    {"RTP/AVP", "RTP/SAVP", "UDP/TLS/RTP/SAVP", "RTP/AVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVPF"}
-)
+_PROTOCOL_WORDS: Final = {
+    "RTP/AVP": 0x100,
+    "RTP/SAVP": 0x101,
+    "RTP/AVPF": 0x102,
+    "RTP/SAVPF": 0x103,
+    "UDP/TLS/RTP/SAVP": 0x104,
+    "UDP/TLS/RTP/SAVPF": 0x106,
+}
 _counter = itertools.count(1)
 
 
@@ -173,10 +186,37 @@ def _tag(msg: Message, header: str) -> str | None:
     return None if value is None else value.tag
 
 
+class FlagsError(ValueError):
+    """A flags word Kamailio refuses (its ``error processing flag`` log line)."""
+
+
+def _via_branch(msg: Message, which: int) -> str | None:
+    try:
+        vias = msg.vias
+    except SipParseError:
+        return None
+    if len(vias) < which:
+        return None
+    return vias[which - 1].branch
+
+
 def build_command(ctx: Context, op: str, flags: str, sdp: bytes | None) -> dict[str, object] | None:
     """The ng dictionary for ``op`` (``offer``, ``answer``, ``delete``) on
     ``ctx.msg`` with the script's ``flags`` string; None (logged) without a
-    Call-ID or From tag."""
+    Call-ID or From tag, or with a flag Kamailio refuses.
+
+    The words are read as Kamailio 5.6's ``parse_flags`` reads them: ``replace-X``
+    and ``rtcp-mux-X`` go to the ``replace`` and ``rtcp-mux`` lists; ``direction=X``,
+    ``internal`` and ``external`` to ``direction``; transport words (``RTP/AVP``,
+    ``RTP``, ``AVP``, ``SRTP``, ``AVPF``, ``DTLS`` ...) make ``transport-protocol``;
+    ``call-id=``, ``from-tag=``, ``to-tag[=]`` replace the message's values;
+    ``TOS=n``, ``repacketize=n`` and ``delete-delay=n`` are integers; other
+    ``key=value`` words are dictionary items, other words ``flags``. The lists
+    (``flags``, ``direction``, ``replace``, ``rtcp-mux``) exist only for offer and
+    answer: for a delete their words are dropped (measured: 5.6.3's delete from
+    ``rtpengine_manage("replace-origin replace-session-connection")`` carries no
+    ``replace``). A request's answer (an ACK with SDP) and a reply's offer swap
+    the tags: ``from-tag`` is the To tag (the side that made the offer)."""
     msg = ctx.msg
     try:
         call_id = msg.call_id
@@ -187,56 +227,129 @@ def build_command(ctx: Context, op: str, flags: str, sdp: bytes | None) -> dict[
         log.error("can't get Call-ID or From tag")
         return None
     to_tag = _tag(msg, "to")
+    lists = op in ("offer", "answer")
     out: dict[str, object] = {"supports": ["load limit"]}
     if sdp is not None:
         out["sdp"] = sdp
-    items: list[tuple[str, str]] = []
+    items: list[tuple[str, object]] = []
     directions: list[str] = []
     words: list[str] = []
     replace: list[str] = []
-    protocol: str | None = None
-    force_to_tag = False
-    for word in flags.split():
-        key, sep, value = word.partition("=")
-        if sep:
-            if key == "direction":
-                directions.append(value)
+    rtcp_mux: list[str] = []
+    transport = 0
+    via = 0
+    send_to = op != "delete"
+    try:
+        for word in flags.split():
+            key, sep, value = word.partition("=")
+            given = value if sep else None
+            if key.startswith("replace-"):
+                replace.append(key[len("replace-") :])
+            elif key.startswith("rtcp-mux-"):
+                rtcp_mux.append(key[len("rtcp-mux-") :])
+            elif key in _PROTOCOL_WORDS and given is None:
+                transport = _PROTOCOL_WORDS[key]
+            elif key in ("RTP", "AVP") and given is None:
+                transport = (transport | 0x100) & ~(0x001 if key == "RTP" else 0x002)
+            elif key in ("SRTP", "AVPF", "DTLS") and given is None:
+                transport |= {"SRTP": 0x101, "AVPF": 0x102, "DTLS": 0x104}[key]
+            elif key == "TOS" and given is not None:
+                items.append(("TOS", _atoi(given)))
             elif key == "to-tag":
-                to_tag, force_to_tag = value, True
-            elif key == "from-tag":
-                from_tag = value
-            elif key == "call-id":
-                call_id = value
+                if given is not None:
+                    to_tag = given
+                send_to = True
+            elif key in ("call-id", "from-tag"):
+                if given is None:
+                    raise FlagsError(f"error processing flag `{key}': missing value")
+                if key == "call-id":
+                    call_id = given
+                else:
+                    from_tag = given
+            elif key in ("internal", "external"):
+                directions.append(key)
+            elif key == "direction":
+                directions.append(given or "")
+            elif key == "via-branch":
+                if given is None:
+                    raise FlagsError("error processing flag `via-branch': missing value")
+                if given in ("1", "2"):
+                    via = int(given)
+                elif given == "auto":
+                    via = 1 if isinstance(msg, Request) else 2
+                else:
+                    raise FlagsError(
+                        f"error processing flag `via-branch' (value '{given}'): not supported"
+                    )
+            elif key == "repacketize":
+                if given is None or not given[:1].isdigit() or not _atoi(given):
+                    raise FlagsError("error processing flag `repacketize': invalid value")
+                items.append(("repacketize", _atoi(given)))
+            elif key == "force-answer":
+                if op != "offer":
+                    raise FlagsError(
+                        "error processing flag `force-answer': "
+                        "cannot force answer in non-offer command"
+                    )
+                op = "answer"
             else:
-                items.append((key, value))
-        elif word in _REPLACE:
-            replace.append(_REPLACE[word])
-        elif word in _PROTOCOLS:
-            protocol = word
-        elif word in ("internal", "external"):
-            directions.append(word)
-        elif word == "to-tag":
-            force_to_tag = True
-        else:
-            words.append(word)
-    for key, value in items:
-        out[key] = value
-    if directions:
+                if key == "delete-delay" and given is not None:
+                    items.append(("delete delay", _atoi(given)))
+                if given is None:
+                    words.append(key)
+                else:
+                    items.append((key, given))
+    except FlagsError as exc:
+        log.error("%s", exc)
+        return None
+    for key, item in items:
+        out[key] = item
+    if lists and directions:
         out["direction"] = directions
-    if words:
+    if lists and words:
         out["flags"] = words
-    if replace:
+    if lists and replace:
         out["replace"] = replace
-    if protocol is not None:
-        out["transport-protocol"] = protocol
+    if transport & 0x100:
+        out["transport-protocol"] = _TRANSPORTS.get(transport & 0x007, "RTP/AVP")
+    if lists and rtcp_mux:
+        out["rtcp-mux"] = rtcp_mux
     out["call-id"] = call_id
+    if via:
+        branch = _via_branch(msg, via)
+        if not branch:
+            log.error("can't get Via branch/extra ID")
+            return None
+        out["via-branch"] = branch
     r = ctx.received
     out["received-from"] = ["IP6" if ":" in r.src_ip else "IP4", r.src_ip]
-    out["from-tag"] = from_tag
-    if to_tag and (op != "delete" or force_to_tag):
-        out["to-tag"] = to_tag
+    request = isinstance(msg, Request)
+    if (request and op != "answer") or (not request and op in ("delete", "answer")):
+        out["from-tag"] = from_tag
+        if send_to and to_tag:
+            out["to-tag"] = to_tag
+    else:
+        if not to_tag:
+            log.error("No to-tag present")
+            return None
+        out["from-tag"] = to_tag
+        out["to-tag"] = from_tag
     out["command"] = op
     return out
+
+
+def _atoi(text: str) -> int:
+    """C's ``atoi``: the leading digits (with a sign), 0 when there are none."""
+    digits = ""
+    for i, ch in enumerate(text):
+        if ch.isdigit() or (i == 0 and ch in "+-"):
+            digits += ch
+        else:
+            break
+    try:
+        return int(digits)
+    except ValueError:
+        return 0
 
 
 def _call(ctx: Context, op: str, flags: str) -> int:

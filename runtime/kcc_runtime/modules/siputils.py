@@ -288,9 +288,13 @@ def is_first_hop(ctx: Context, mode: int = 0) -> int:
     header line or another, makes it -1; a Via that does not parse counts as
     none, as Kamailio's "no 2nd via" branch). A reply: 1 when the top
     Record-Route URI is this proxy (``check_self`` with port 5060 when none is
-    written); with ``mode`` 0 its host must also be an IP address different from
-    the reply's source address (a domain gives -1, avoiding local loops), with
-    ``mode`` 1 that check is skipped. No Record-Route in a reply is 1."""
+    written); with ``mode`` 0 its host must also be an IP address (a domain gives
+    -1) and the reply must not come from that very address, port (5060 when the
+    URI has none) and protocol (UDP when it names none): that is a local loop, -1.
+    With ``mode`` 1 that check is skipped. No Record-Route in a reply is 1.
+    Measured on 5.6.3: a reply from 127.0.0.1:48886 whose top Record-Route is
+    ``<sip:127.0.0.1:58391;lr;nat=yes>`` (the proxy's own) is a first hop: only
+    the same IP is not a loop (tests/integration/test_nat.py)."""
     msg = ctx.msg
     if isinstance(msg, Request):
         try:
@@ -320,7 +324,15 @@ def is_first_hop(ctx: Context, mode: int = 0) -> int:
     if mode == 1:
         return 1
     ip = _ip(parts.host)
-    if ip is None or ip == _ip(ctx.received.src_ip):
+    if ip is None:
+        return -1
+    r = ctx.received
+    uri_proto = "udp"
+    for param in (parts.params or "").split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "transport" and value.strip():
+            uri_proto = value.strip().lower()
+    if ip == _ip(r.src_ip) and _port(parts) == r.src_port and uri_proto == r.proto:
         return -1
     return 1
 
