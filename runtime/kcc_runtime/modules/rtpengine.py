@@ -41,8 +41,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import socket
-from dataclasses import dataclass, field
 from typing import Final
 
 from kcc_runtime import bencode
@@ -57,6 +55,7 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.mediactl import CookieClient
 from kcc_runtime.sdp import current_body, replace_body
 from kcc_runtime.sip import Message, Request, Response, SipParseError
 
@@ -97,58 +96,26 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-@dataclass
 class NgClient:
-    """One process's connection to an rtpengine daemon (``host``, ``port``)."""
+    """One process's channel to an rtpengine daemon (``host``, ``port``): "ng"
+    commands, bencoded dictionaries, over :class:`~kcc_runtime.mediactl.CookieClient`."""
 
-    host: str
-    port: int
-    timeout: float = 1.0
-    retries: int = 5
-    pid: int = field(default_factory=os.getpid)
-    _sock: socket.socket | None = None
-
-    def _socket(self) -> socket.socket:
-        if self._sock is None or self.pid != os.getpid():
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            sock.settimeout(self.timeout)
-            sock.connect((self.host, self.port))
-            self._sock = sock
-            self.pid = os.getpid()
-        return self._sock
+    def __init__(self, host: str, port: int, timeout: float = 1.0, retries: int = 5) -> None:
+        self.channel = CookieClient(host, port, "rtpengine", log, timeout, retries)
 
     def request(self, command: dict[str, object]) -> dict[str, bencode.BValue] | None:
         """Send ``command`` and wait for its answer (``retries`` + 1 tries of
         ``timeout`` each); None when no valid answer came."""
         cookie = b"%d_%d_%d" % (0, os.getpid(), next(_counter))
-        data = cookie + b" " + bencode.encode(command)
-        try:
-            sock = self._socket()
-        except OSError as exc:
-            log.error("can't connect to rtpengine %s:%d: %s", self.host, self.port, exc)
+        rest = self.channel.exchange(cookie, bencode.encode(command))
+        if rest is None:
             return None
-        for _ in range(max(0, self.retries) + 1):
-            try:
-                sock.send(data)
-                while True:
-                    reply = sock.recv(65535)
-                    got, _, rest = reply.partition(b" ")
-                    if got == cookie:
-                        break
-            except (TimeoutError, ConnectionRefusedError):
-                continue  # no answer, or nothing listening yet (ICMP): one try spent
-            except OSError as exc:
-                log.error("can't send command to rtpengine: %s", exc)
-                return None
-            try:
-                value = bencode.decode(rest)
-            except bencode.BencodeError as exc:
-                log.error("invalid bencoded answer from rtpengine: %s", exc)
-                return None
-            return value if isinstance(value, dict) else None
-        log.error("timeout waiting reply from rtpengine %s:%d", self.host, self.port)
-        return None
+        try:
+            value = bencode.decode(rest)
+        except bencode.BencodeError as exc:
+            log.error("invalid bencoded answer from rtpengine: %s", exc)
+            return None
+        return value if isinstance(value, dict) else None
 
 
 _clients: dict[tuple[str, int, float, int], NgClient] = {}

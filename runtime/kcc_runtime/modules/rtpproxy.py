@@ -40,8 +40,6 @@ import itertools
 import logging
 import os
 import re
-import socket
-from dataclasses import dataclass, field
 from typing import Final
 
 from kcc_runtime.context import Context
@@ -54,6 +52,7 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.mediactl import CookieClient
 from kcc_runtime.sdp import current_body, replace_body
 from kcc_runtime.sip import Message, Request, Response, SipParseError
 
@@ -75,50 +74,18 @@ _ORIGIN_RE: Final = re.compile(rb"(?m)^o=[^\r\n]* IP[46] ([^ \t\r\n]+)")
 _counter = itertools.count(0)
 
 
-@dataclass
 class RtpproxyClient:
-    """One process's UDP connection to an rtpproxy."""
+    """One process's channel to an rtpproxy (``host``, ``port``): text commands over
+    :class:`~kcc_runtime.mediactl.CookieClient`."""
 
-    host: str
-    port: int
-    timeout: float = 1.0
-    retries: int = 5
-    pid: int = field(default_factory=os.getpid)
-    _sock: socket.socket | None = None
-
-    def _socket(self) -> socket.socket:
-        if self._sock is None or self.pid != os.getpid():
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            sock.settimeout(self.timeout)
-            sock.connect((self.host, self.port))
-            self._sock = sock
-            self.pid = os.getpid()
-        return self._sock
+    def __init__(self, host: str, port: int, timeout: float = 1.0, retries: int = 5) -> None:
+        self.channel = CookieClient(host, port, "RTP proxy", log, timeout, retries)
 
     def command(self, text: str) -> str | None:
         """Send ``text``; the answer without cookie and newline, None on timeout."""
-        cookie = f"{os.getpid()}_{next(_counter)}"
-        data = f"{cookie} {text}".encode("utf-8", "surrogateescape")
-        try:
-            sock = self._socket()
-        except OSError as exc:
-            log.error("can't connect to RTP proxy %s:%d: %s", self.host, self.port, exc)
-            return None
-        for _ in range(max(0, self.retries) + 1):
-            try:
-                sock.send(data)
-                while True:
-                    got, _, rest = sock.recv(65535).partition(b" ")
-                    if got.decode("ascii", "replace") == cookie:
-                        return rest.decode("utf-8", "replace").strip()
-            except (TimeoutError, ConnectionRefusedError):
-                continue  # no answer, or nothing listening yet (ICMP): one try spent
-            except OSError as exc:
-                log.error("can't send command to a RTP proxy: %s", exc)
-                return None
-        log.error("timeout waiting reply from a RTP proxy")
-        return None
+        cookie = f"{os.getpid()}_{next(_counter)}".encode("ascii")
+        rest = self.channel.exchange(cookie, text.encode("utf-8", "surrogateescape"))
+        return None if rest is None else rest.decode("utf-8", "replace").strip()
 
 
 _clients: dict[tuple[str, int, float, int], RtpproxyClient] = {}
@@ -206,7 +173,7 @@ def _force(ctx: Context, flags: str, offer: bool) -> int:
         if not parts or not parts[0].isdigit():
             log.error("incorrect port %r in reply from RTP proxy", answer)
             return -1
-        new_ip = (parts[1] if len(parts) > 1 else client.host).encode("ascii", "replace")
+        new_ip = (parts[1] if len(parts) > 1 else client.channel.host).encode("ascii", "replace")
         edits.append((media.start(1), media.end(1), parts[0].encode("ascii")))
     assert new_ip is not None
     for c in conns:
