@@ -100,6 +100,7 @@ def _build(ctx: CompileContext) -> None:
 
     from kcc.codegen.emit import BuildError, CodeGenerator, input_hash, module_code
     from kcc.format import FormatStream
+    from kcc.sema.databases import BUILD_CODE, CHECK_CODE
 
     assert ctx.sema is not None
     assert ctx.preprocessed is not None
@@ -116,6 +117,9 @@ def _build(ctx: CompileContext) -> None:
         try:
             module = generator.generate(on_function=started)
         except BuildError as refused:
+            if any(d.code == BUILD_CODE for d in refused.diagnostics):
+                # the refusal replaces the check's warning of it (kcc.sema.databases)
+                ctx.sink.diagnostics = [d for d in ctx.sink.diagnostics if d.code != CHECK_CODE]
             for diagnostic in refused.diagnostics:
                 ctx.sink.emit(diagnostic)
             return

@@ -36,7 +36,8 @@ Design:
 - **Refusals.** A call whose ``Cmd.impl`` is None cannot run: every such function is
   reported once (E0901, other call sites as secondary labels) and nothing is generated.
   A form the runtime contract has no shape for is E0902. A ``db_url`` of a driver
-  other than ``sqlite://`` is E0904.
+  other than ``sqlite://`` is E0904 (:mod:`kcc.sema.databases`; ``kcc check`` warns
+  of it as W0904).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from kcc.codegen.names import NameTable
 from kcc.diagnostics import Diagnostic, Label
 from kcc.lexer import Token
 from kcc.sema.context import SemaContext, module_name, route_key
+from kcc.sema.databases import unsupported_databases
 from kcc.sema.flags import build_flag_table
 from kcc.sema.resolve import modparam_modules
 from kcc.source import Span
@@ -790,38 +792,10 @@ class CodeGenerator:
         diagnostics = [
             *self._missing_functions(calls),
             *self._missing_pvs(uses),
-            *self._unsupported_databases(),
+            *unsupported_databases(self.sema.config, build=True),
         ]
         if diagnostics:
             raise BuildError(diagnostics)
-
-    def _unsupported_databases(self) -> list[Diagnostic]:
-        """E0904: a ``*db_url`` module parameter naming a database driver other than
-        ``sqlite://`` (the runtime's only one, :mod:`kcc_runtime.db`): one error per
-        driver, every other such parameter as a secondary label."""
-        found: dict[str, list[Span]] = {}
-        for item in self.sema.config.items:
-            if not isinstance(item, ast.ModParam) or not isinstance(item.value, ast.String):
-                continue
-            if not item.param.value.lower().endswith("db_url"):
-                continue
-            driver, sep, _ = item.value.value.partition("://")
-            if sep and driver.lower() != "sqlite":
-                found.setdefault(driver, []).append(item.value.span)
-        diagnostics = []
-        for driver, spans in found.items():
-            first, *rest = spans
-            diagnostics.append(
-                Diagnostic.error(
-                    "E0904",
-                    f"database driver `{driver}` is not supported by the kcc runtime",
-                    first,
-                    f"a `{driver}://` database URL",
-                    labels=[Label(span, "also used here") for span in rest],
-                    help="load `db_sqlite.so` and give a `sqlite:///path/to/kamailio.db` URL",
-                )
-            )
-        return diagnostics
 
     def _missing_pvs(
         self, uses: Iterable[ast.PVar | ast.Select | ast.AssignStmt | ast.AssignExpr]

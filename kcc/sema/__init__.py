@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kcc.sema import calls, constants, flags, flow, globals_check, locks, pvs, reach, resolve
+from kcc.sema import (
+    calls,
+    constants,
+    databases,
+    flags,
+    flow,
+    globals_check,
+    locks,
+    pvs,
+    reach,
+    resolve,
+)
 from kcc.sema.context import SemaContext
 
 __all__ = ["PASSES", "SemaContext", "run_passes"]
@@ -30,6 +41,8 @@ PASSES: list[tuple[str, Callable[[SemaContext], None]]] = [
     ("constants", constants.check),
     ("locks", locks.check),
     ("flow", flow.check),
+    # E0904: a db_url kcc cannot serve (kcc check tells the stock cfg's users)
+    ("databases", databases.check),
 ]
 
 

@@ -421,11 +421,12 @@ def kamailio_command(cfg: Path, rundir: Path, children: int) -> list[str]:
     ]
 
 
-def kcc_build(cfg: Path, module: Path) -> None:
-    """``kcc build cfg -o module``; fails the test with kcc's diagnostics if it fails."""
+def kcc_build(cfg: Path, module: Path, defines: Sequence[str] = ()) -> None:
+    """``kcc build cfg -o module`` (with ``-D NAME`` for each of ``defines``); fails the
+    test with kcc's diagnostics if it fails."""
     kcc = Path(sys.executable).with_name("kcc")
     result = subprocess.run(
-        [str(kcc), "build", str(cfg), "-o", str(module)],
+        [str(kcc), "build", str(cfg), "-o", str(module), *(f"-D{name}" for name in defines)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -498,13 +499,20 @@ def start_proxy_cfg(
     *,
     children: int,
     port: int | None = None,
+    defines: Sequence[str] = (),
+    kamailio_workdir: Path | None = None,
 ) -> Proxy:
     """Run the config ``text`` (written to a directory of its own as ``<name>.cfg``) in
     ``impl`` with its listen address given on the command line: ``-l
     udp:127.0.0.1:PORT`` for Kamailio, ``--listen`` for kcc, so that a config without
     ``listen=`` (the stock ``kamailio.cfg`` binds every interface) serves loopback
     only. Kamailio's ``-Y`` puts its RPC FIFO and sockets (jsonrpcs, ctl) in that
-    directory too. Ready when it answers an OPTIONS, as in ``start_proxy``."""
+    directory too. Ready when it answers an OPTIONS, as in ``start_proxy``.
+
+    ``defines`` are the cfg's switches (``WITH_AUTH``...): ``-A NAME`` for Kamailio,
+    ``-D NAME`` for ``kcc build``. ``kamailio_workdir`` replaces Kamailio's ``-w``
+    (the run directory by default): db_sqlite opens ``sqlite:///path`` relative to
+    it, so a cfg naming an absolute database path needs ``/`` (measured)."""
     if port is None:
         port = free_udp_ports(1)[0]
     rundir = services.workdir / f"{impl}-{name}-{port}"
@@ -513,9 +521,13 @@ def start_proxy_cfg(
     cfg.write_text(text, encoding="utf-8")
     if impl == "kamailio":
         argv = [*kamailio_command(cfg, rundir, children), "-l", f"udp:127.0.0.1:{port}"]
+        for define in defines:
+            argv += ["-A", define]
+        if kamailio_workdir is not None:
+            argv[argv.index("-w") + 1] = str(kamailio_workdir)
     elif impl == "kcc":
         module = rundir / f"{name}.py"
-        kcc_build(cfg, module)
+        kcc_build(cfg, module, defines)
         argv = kcc_command(module, port, children)
     else:
         raise ValueError(impl)
@@ -834,12 +846,16 @@ def run_sipp(
     service: str,
     calls: int = 1,
     timeout: float = 10.0,
+    extra: Sequence[str] = (),
+    local_ip: str = "127.0.0.1",
 ) -> SippRun:
     """One SIPp client run of ``scenarios/<scenario>`` from 127.0.0.1:``local_port``
     (a fixed port: a user agent whose registered Contact is that address) to the proxy,
     with ``[service]`` = ``service`` (SIPp's ``-s``, e.g. the user to register or to
     call), ``calls`` calls at 10/s, no retransmissions (``-nr``; a lost message ends
-    its call after 5 s), every message logged (``-trace_msg``)."""
+    its call after 5 s), every message logged (``-trace_msg``). ``extra`` options go
+    before the proxy's address (e.g. ``-au USER -ap PASSWORD`` for a scenario's
+    ``[authentication]``); ``local_ip`` is the address SIPp binds (any of 127/8)."""
     tag = f"sipp-{scenario.removesuffix('.xml')}-{service}-{local_port}"
     for n in range(1, 100):  # a fresh name per run: the same port may run twice
         if not (services.workdir / f"{tag}-{n}.msg").exists():
@@ -849,7 +865,7 @@ def run_sipp(
     stat = services.workdir / f"{tag}.csv"
     errors = services.workdir / f"{tag}.errors"
     argv = [
-        *sipp_base(scenario, local_port),
+        *sipp_base(scenario, local_port, local_ip),
         "-s",
         service,
         "-m",
@@ -870,6 +886,7 @@ def run_sipp(
         "-trace_err",
         "-error_file",
         str(errors),
+        *extra,
         f"127.0.0.1:{proxy_port}",
     ]
     try:
