@@ -22,7 +22,9 @@ plain ``SELECT``s in autocommit mode.
 **Schemas.** Kamailio's tables as Debian's kamailio 5.6 package defines them
 (``/usr/share/kamailio/mysql/{standard,auth_db,permissions}-create.sql``, and the
 same tables in SQLite's dialect in ``/usr/share/kamailio/db_sqlite/``): ``version``
-(version 1), ``subscriber`` (version 7), ``address`` (version 6). Kamailio never
+(version 1), ``subscriber`` (version 7), ``address`` (version 6), and for alias_db,
+speeddial and domain ``dbaliases`` (1), ``speed_dial`` (2), ``domain`` (2) and
+``domain_attrs`` (1) (``{alias_db,speeddial,domain}-create.sql``). Kamailio never
 creates tables (kamdbctl does); neither does the runtime: :func:`create_tables` is
 for tests and for setting up a database by hand, and writes exactly those columns,
 types, defaults and version rows, so a ``kamailio.db`` made by kamdbctl and one made
@@ -57,7 +59,9 @@ log = logging.getLogger("kcc_runtime.db")
 BUSY_TIMEOUT: Final = 2.0
 
 #: table name -> (version, DDL in SQLite's dialect); columns and defaults of
-#: standard-create.sql, auth_db-create.sql and permissions-create.sql (Kamailio 5.6)
+#: standard-create.sql, auth_db-create.sql, permissions-create.sql,
+#: alias_db-create.sql, speeddial-create.sql and domain-create.sql (Kamailio 5.6;
+#: index and constraint names as in ``/usr/share/kamailio/db_sqlite/``)
 SCHEMAS: Final[dict[str, tuple[int, str]]] = {
     "version": (
         1,
@@ -87,6 +91,54 @@ SCHEMAS: Final[dict[str, tuple[int, str]]] = {
         " mask INTEGER DEFAULT 32 NOT NULL,"
         " port SMALLINT DEFAULT 0 NOT NULL,"
         " tag VARCHAR(64))",
+    ),
+    # alias_db-create.sql, speeddial-create.sql, domain-create.sql
+    "dbaliases": (
+        1,
+        "CREATE TABLE dbaliases ("
+        " id INTEGER PRIMARY KEY NOT NULL,"
+        " alias_username VARCHAR(64) DEFAULT '' NOT NULL,"
+        " alias_domain VARCHAR(64) DEFAULT '' NOT NULL,"
+        " username VARCHAR(64) DEFAULT '' NOT NULL,"
+        " domain VARCHAR(64) DEFAULT '' NOT NULL);"
+        "CREATE INDEX dbaliases_alias_user_idx ON dbaliases (alias_username);"
+        "CREATE INDEX dbaliases_alias_idx ON dbaliases (alias_username, alias_domain);"
+        "CREATE INDEX dbaliases_target_idx ON dbaliases (username, domain)",
+    ),
+    "speed_dial": (
+        2,
+        "CREATE TABLE speed_dial ("
+        " id INTEGER PRIMARY KEY NOT NULL,"
+        " username VARCHAR(64) DEFAULT '' NOT NULL,"
+        " domain VARCHAR(64) DEFAULT '' NOT NULL,"
+        " sd_username VARCHAR(64) DEFAULT '' NOT NULL,"
+        " sd_domain VARCHAR(64) DEFAULT '' NOT NULL,"
+        " new_uri VARCHAR(255) DEFAULT '' NOT NULL,"
+        " fname VARCHAR(64) DEFAULT '' NOT NULL,"
+        " lname VARCHAR(64) DEFAULT '' NOT NULL,"
+        " description VARCHAR(64) DEFAULT '' NOT NULL,"
+        " CONSTRAINT speed_dial_speed_dial_idx"
+        " UNIQUE (username, domain, sd_domain, sd_username))",
+    ),
+    "domain": (
+        2,
+        "CREATE TABLE domain ("
+        " id INTEGER PRIMARY KEY NOT NULL,"
+        " domain VARCHAR(64) NOT NULL,"
+        " did VARCHAR(64) DEFAULT NULL,"
+        " last_modified TIMESTAMP WITHOUT TIME ZONE DEFAULT '2000-01-01 00:00:01' NOT NULL,"
+        " CONSTRAINT domain_domain_idx UNIQUE (domain))",
+    ),
+    "domain_attrs": (
+        1,
+        "CREATE TABLE domain_attrs ("
+        " id INTEGER PRIMARY KEY NOT NULL,"
+        " did VARCHAR(64) NOT NULL,"
+        " name VARCHAR(32) NOT NULL,"
+        " type INTEGER NOT NULL,"
+        " value VARCHAR(255) NOT NULL,"
+        " last_modified TIMESTAMP WITHOUT TIME ZONE DEFAULT '2000-01-01 00:00:01' NOT NULL);"
+        "CREATE INDEX domain_attrs_domain_attrs_idx ON domain_attrs (did, name)",
     ),
 }
 

@@ -32,6 +32,7 @@ would look it up in DNS): only a textual IP can be equal.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias
 
@@ -66,6 +67,7 @@ __all__ = [
     "network",
     "parse_socket",
     "proto",
+    "register_check_self",
     "snd_af",
     "snd_ip",
     "snd_port",
@@ -360,6 +362,27 @@ def _received_socket(ctx: Context) -> tuple[str, int]:
     return ctx.received.dst_ip.lower(), ctx.received.dst_port
 
 
+#: a module's addition to ``myself`` (Kamailio's ``register_check_self_func``):
+#: ``fn(ctx, host, port)``, asked when no listen address or alias matched
+CheckSelfFn: TypeAlias = Callable[["Context", str, int | None], bool]
+_CHECK_SELF: list[CheckSelfFn] = []
+
+
+def register_check_self(fn: CheckSelfFn) -> None:
+    """Add a module's ``myself`` check (domain's ``register_myself``); registering
+    the same function again changes nothing. The function decides per message
+    whether it applies (its module loaded, its parameter set)."""
+    if fn not in _CHECK_SELF:
+        _CHECK_SELF.append(fn)
+
+
+def _check_self(ctx: Context, host: str, port: int | None) -> bool:
+    """Kamailio's ``check_self``: the sockets and aliases, then the modules' checks."""
+    if _myself(ctx).check(host, port, _received_socket(ctx)):
+        return True
+    return any(fn(ctx, host, port) for fn in _CHECK_SELF)
+
+
 def uri_is_myself(ctx: Context, text: Value) -> int:
     """``uri == myself``: the URI's host and port are one of this proxy's."""
     if text is None:
@@ -369,11 +392,11 @@ def uri_is_myself(ctx: Context, text: Value) -> int:
         return 0
     port = int(parts.port) if parts.port.isdigit() else SIP_PORT
     host = parts.host
-    return 1 if _myself(ctx).check(host, port, _received_socket(ctx)) else 0
+    return 1 if _check_self(ctx, host, port) else 0
 
 
 def ip_is_myself(ctx: Context, ip: Value) -> int:
     """``src_ip == myself``: the address is one this proxy listens on (any port)."""
     if ip is None:
         return 0
-    return 1 if _myself(ctx).check(to_str(ip), None, _received_socket(ctx)) else 0
+    return 1 if _check_self(ctx, to_str(ip), None) else 0
