@@ -87,6 +87,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from typing import TYPE_CHECKING, Final
 
+from kcc_runtime import http
 from kcc_runtime.context import (
     Context,
     EventContext,
@@ -95,10 +96,8 @@ from kcc_runtime.context import (
     ReplyContext,
     RequestContext,
 )
-from kcc_runtime.exports import Route
+from kcc_runtime.exports import ModuleTimer, Route
 from kcc_runtime.kw import Myself
-from kcc_runtime.location import store_for
-from kcc_runtime.modules.nathelper import NatPinger, pinger_for
 from kcc_runtime.rpc.stats import sl_reply_counter
 from kcc_runtime.shared import SharedStore
 from kcc_runtime.sip import Message, Request, Response, SipParseError, SipUri, Via, parse_message
@@ -107,7 +106,6 @@ from kcc_runtime.sip.uri import parse_uri
 from kcc_runtime.tm import Tm
 
 if TYPE_CHECKING:
-    from kcc_runtime.location import Contact
     from kcc_runtime.router import Router
 
 __all__ = [
@@ -148,6 +146,18 @@ class Socket:
     advertise: tuple[str, int] | None = None  # ``listen=... advertise host:port``
 
 
+class _HttpExchange:
+    """The HTTP request being served: where its reply goes, whether it has one."""
+
+    __slots__ = ("local", "replied", "request", "src")
+
+    def __init__(self, request: Request, src: tuple[str, int], local: Socket) -> None:
+        self.request = request
+        self.src = src
+        self.local = local
+        self.replied = False
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message to send."""
@@ -156,6 +166,9 @@ class Outgoing:
     proto: str  # "udp" | "tcp"
     dst: tuple[str, int]  # IP literal and port (already resolved; never a host name)
     src: Socket  # the local socket to send from
+    #: TCP: close the connection once this is written (``set_reply_close()`` on an
+    #: HTTP reply, :meth:`Proxy.xhttp_reply`)
+    close: bool = False
 
 
 #: ``resolver(host)``: the IP literal of a host name, or None when it cannot be resolved
@@ -435,12 +448,15 @@ class Proxy:
         #: the guard's verdict by destination address (bounded)
         self._allowed: dict[str, bool] = {}
         self._out: list[Outgoing] = []
+        #: the HTTP request ``event_route[xhttp:request]`` is running on
+        self._http: _HttpExchange | None = None
         #: the socket the message being processed came in on
         self._local: Socket | None = None
         self.process: Process = router.process(self, shared=shared)
         self.tm = Tm(self, {n: v for m, n, v in config.modparams if m == "tm"})
-        #: nathelper's keepalives (``natping_interval``), run from :meth:`on_timer`
-        self.natping = self._natping() if "nathelper" in config.modules else None
+        #: what the cfg's modules run on this worker's timer (nathelper's keepalives):
+        #: their export tables' ``timers``, built for this engine
+        self.module_timers: list[ModuleTimer] = self._module_timers(config.modules)
 
     # -- the transport's side ---------------------------------------------------------
 
@@ -470,12 +486,12 @@ class Proxy:
         except Exception:
             self.stats["errors"] += 1
             log.exception("error in the transaction timer")
-        if self.natping is not None:
+        for timer in self.module_timers:
             try:
-                self.natping.on_timer(now)
+                timer.on_timer(now)
             except Exception:
                 self.stats["errors"] += 1
-                log.exception("error in nathelper's pinger")
+                log.exception("error in a module's timer")
         try:
             htables = self.process.htables
             for record in htables.purge(int(now)):
@@ -493,31 +509,19 @@ class Proxy:
         self._out = []
         return out
 
-    def _natping(self) -> NatPinger | None:
-        """nathelper's pinger for this worker (None when pinging is off or another
-        worker pings): pings leave from the first UDP socket, through the
-        outbound guard, to the contacts of every location table."""
-        udp = [s for s in self.sockets if s.proto == "udp"]
-        if not udp:
-            return None
-        src = udp[0]
-        process = self.process
+    def _module_timers(self, names: Sequence[str]) -> list[ModuleTimer]:
+        """The timers the loaded modules declare (``ModuleExports.timers``), each
+        built for this engine (a factory may decline: None)."""
+        from kcc_runtime import modules
 
-        def send(data: bytes, dst: tuple[str, int]) -> bool:
-            return self._emit(data, "udp", dst, src)
-
-        def contacts() -> list[Contact]:
-            store = process.location
-            if store is None:
-                db_url = process.modparams.get(("usrloc", "db_url"))
-                store = process.location = store_for(
-                    process.modparam_int("usrloc", "db_mode", 0),
-                    db_url if isinstance(db_url, str) else None,
-                    process.modparam_int("usrloc", "timer_interval", 60),
-                )
-            return store.every_contact()
-
-        return pinger_for(dict(process.modparams), send, contacts, (src.ip, src.port))
+        out: list[ModuleTimer] = []
+        for name in names:
+            exports = modules.get(name)
+            for factory in exports.timers if exports is not None else ():
+                timer = factory(self)
+                if timer is not None:
+                    out.append(timer)
+        return out
 
     def next_timer(self) -> float | None:
         """When :meth:`on_timer` must next run for the transactions (None: no
@@ -676,8 +680,80 @@ class Proxy:
         return self.tm.set_fr(ctx, invite_ms, noninvite_ms)
 
     def xhttp_reply(self, ctx: Context, code: int, reason: str, ctype: str, body: str) -> int:
-        log.error("xhttp_reply: no HTTP request to answer")
-        return -1
+        """xhttp's reply to the HTTP request ``event_route[xhttp:request]`` runs on
+        (:func:`kcc_runtime.http.build_reply`), back on its connection, which is
+        closed after it when the route called ``set_reply_close()``; -1 (logged)
+        outside that route or for a second reply."""
+        exchange = self._http
+        if exchange is None or ctx.msg is not exchange.request:
+            log.error("xhttp_reply: no HTTP request to answer")
+            return -1
+        if exchange.replied:
+            log.error("xhttp_reply: the HTTP request was already answered")
+            return -1
+        exchange.replied = True
+        data = http.build_reply(
+            exchange.request,
+            code,
+            reason,
+            ctype,
+            body.encode("utf-8", "surrogateescape"),
+            server=self._server_line,
+        )
+        close = "set_reply_close" in ctx.msg_flags
+        self._out.append(Outgoing(data, exchange.local.proto, exchange.src, exchange.local, close))
+        return 1
+
+    # -- HTTP on the SIP TCP sockets (xhttp) ---------------------------------------------
+
+    @property
+    def http_enabled(self) -> bool:
+        """The transport hands HTTP requests on SIP TCP connections to
+        :meth:`receive_http` (Kamailio's ``tcp_read`` does when xhttp is loaded)."""
+        return "xhttp" in self.router.config.modules
+
+    @property
+    def http_accept_no_cl(self) -> bool:
+        """``tcp_accept_no_cl``: an HTTP request without Content-Length (a GET) is
+        taken with an empty body rather than refused."""
+        value = self.router.config.global_value("tcp_accept_no_cl", 0)
+        return value in (1, "yes", "on", "true")
+
+    def receive_http(self, data: bytes, src: tuple[str, int], local: Socket) -> list[Outgoing]:
+        """One framed HTTP request from ``src`` (:class:`kcc_runtime.http.HttpFramer`):
+        ``event_route[xhttp:request]`` runs on it (with the Via line xhttp inserts)
+        and what it sends is returned; a request Kamailio's parser refuses is
+        dropped and the connection closed (measured: no reply). Never raises."""
+        out: list[Outgoing] = []
+        self._out = out
+        self.stats["received"] += 1
+        try:
+            request = http.parse_request(data, src, local.proto)
+            route = self.router.event.get("xhttp:request")
+            if request is None:
+                self.stats["dropped_bad"] += 1
+                log.error(
+                    "core parsing of SIP message failed (%s:%d/%s): bad HTTP request",
+                    src[0],
+                    src[1],
+                    local.proto,
+                )
+                out.append(Outgoing(b"", local.proto, src, local, True))
+            elif route is None:
+                log.error("xhttp: no event_route[xhttp:request] to run")
+            else:
+                received = Received(src[0], src[1], local.ip, local.port, local.proto)
+                self._local = local
+                self._http = _HttpExchange(request, src, local)
+                try:
+                    self.router.run(route, EventContext(self.process, request, received))
+                finally:
+                    self._http = None
+        except Exception:  # a bug must not kill the worker
+            self.stats["errors"] += 1
+            log.exception("error while processing an HTTP request from %s:%d", src[0], src[1])
+        self._out = []
+        return out
 
     # -- sending ---------------------------------------------------------------------
 

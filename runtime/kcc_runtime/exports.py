@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 __all__ = [
     "Arg",
@@ -25,8 +25,10 @@ __all__ = [
     "FlagKind",
     "ModParam",
     "ModuleExports",
+    "ModuleTimer",
     "PvExport",
     "Route",
+    "TimerFactory",
 ]
 
 
@@ -179,6 +181,18 @@ class PvExport:
     transaction: bool = False
 
 
+class ModuleTimer(Protocol):
+    """Work a module does on the worker's timer (nathelper's keepalives)."""
+
+    def on_timer(self, now: float) -> None: ...
+
+
+#: builds a module's timer for one worker's engine (the proxy, passed as ``Any`` so
+#: that this table does not depend on the engine), or None when there is nothing to
+#: run in that worker
+TimerFactory: TypeAlias = Callable[[Any], ModuleTimer | None]
+
+
 @dataclass(frozen=True, slots=True)
 class ModuleExports:
     """Everything a module exports to the config language."""
@@ -191,6 +205,8 @@ class ModuleExports:
     transformations: tuple[str, ...] = ()
     #: modules this one needs loaded first (``tmx`` needs ``tm``)
     depends: tuple[str, ...] = field(default=())
+    #: what the module runs on each worker's timer (:class:`ModuleTimer` factories)
+    timers: tuple[TimerFactory, ...] = ()
 
     def overloads(self, name: str) -> tuple[Cmd, ...]:
         return tuple(cmd for cmd in self.cmds if cmd.name == name)

@@ -746,6 +746,20 @@ class _RUri(Accessor):
         set_ruri(ctx, text)
 
 
+class _HttpUrl(Accessor):
+    """xhttp's ``$hu``: the request-target of the request line as received (for
+    an HTTP request on a SIP TCP socket, the URL with its query string, measured
+    ``/x?a=1&b=2``); ``$null`` on a reply, as xhttp's ``pv_get_huri``."""
+
+    __slots__ = ()
+
+    def read(self, ctx: Context) -> Value:
+        msg = ctx.msg
+        if not isinstance(msg, Request):
+            return None
+        return msg.buf[msg.uri_start : msg.uri_end].decode("utf-8", "surrogateescape")
+
+
 class _RUriPart(Accessor):
     """``$rU``, ``$rd``, ``$rp``: writing one rewrites that part of the current R-URI,
     as ``rewriteuser``/``rewritehost``/``rewriteport`` do; ``$null`` removes the user
@@ -1310,6 +1324,7 @@ _CLASSES: Final[dict[str, type[Accessor]]] = {
     **dict.fromkeys(("rU", "ruri.user", "rd", "ruri.domain", "rp"), _RUriPart),
     "du": _DstUri,
     "duri": _DstUri,
+    "hu": _HttpUrl,
     **dict.fromkeys(("mf", "sf", "bf"), _Flags),
     "var": _Var,
     "shv": _Shv,

@@ -535,6 +535,7 @@ class _Supervisor:
         if self.rpc_points:
             self.slots.append(_Slot(opts.children + 1))
         self.started = time.time()
+        _publish_rpc_facts(self)
         self.by_pid: dict[int, _Slot] = {}
         self.stopping = False
         self.announced = False
@@ -814,6 +815,17 @@ def _shared_counters(router: Router, opts: Options, store: SharedMemoryStore) ->
     return counters
 
 
+def _publish_rpc_facts(sup: _Supervisor) -> None:
+    """The start time and process descriptions the RPC commands read, for the
+    workers too (``jsonrpc_dispatch`` over HTTP runs them there)."""
+    from kcc_runtime.rpc.worker import describe_processes, publish
+
+    udp = [s for s in sup.opts.listens if s.proto == "udp"]
+    first = f"{udp[0].ip}:{udp[0].port}" if udp else "-"
+    describe = describe_processes(sup.opts.children, first, bool(sup.rpc_points))
+    publish(sup.store, sup.started, describe)
+
+
 def _record_pid(store: SharedMemoryStore, rank: int, pid: int) -> None:
     """Publish a process's pid for ``core.psx`` (rank 0: the supervisor)."""
     from kcc_runtime.rpc.server import pid_key
@@ -862,6 +874,7 @@ def _rpc_process(sup: _Supervisor, rank: int) -> NoReturn:
             watchdog=lambda: os.getppid() == supervisor,
             started=sup.started,
             describe=describe,
+            module_memory=sup.router.module_memory,
         )
     except BaseException:
         log.exception("RPC process failed")

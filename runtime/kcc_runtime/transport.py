@@ -33,6 +33,17 @@ reply that must reach a TCP client but is processed by another worker opens a ne
 connection to the client's address, which usually fails. With ``children=1``, or
 with replies that come back on the same flow, this does not arise.
 
+**HTTP on the SIP TCP sockets** (xhttp): when the engine serves HTTP
+(``http_enabled``: the cfg loads xhttp), a connection accepted on a SIP TCP socket
+whose first line is an HTTP/1.x request line (:func:`~kcc_runtime.http.looks_like_http`)
+is an HTTP connection for its whole life, as Kamailio's ``tcp_read`` treats it: an
+:class:`~kcc_runtime.http.HttpFramer` frames it (Content-Length, chunked, or no body
+with ``tcp_accept_no_cl``), each request goes to ``engine.receive_http`` and the
+reply comes back as an ``Outgoing`` to the client's address, so on this connection;
+an ``Outgoing`` with ``close`` set (``set_reply_close()``) closes it once written,
+and requests pipelined behind it are not answered (measured on Kamailio). A SIP
+connection never goes through this path.
+
 **Reply sockets: responses reach the worker that holds the transaction.** The N
 workers share each listening address through ``SO_REUSEPORT``: the kernel picks the
 worker by a hash of the packet's (source, destination) addresses and ports, so what
@@ -84,6 +95,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from kcc_runtime.http import HttpError, HttpFramer, looks_like_http
 from kcc_runtime.sip import SipParseError, StreamFramer
 
 __all__ = [
@@ -300,6 +312,11 @@ class _TcpConn(asyncio.Protocol, Generic[S]):
         self.local = local
         self.remote = remote
         self.framer = StreamFramer(owner.options.tcp_max_message)
+        #: what the stream carries: None until its first line is read (the engine
+        #: serves HTTP), then "sip" or "http" for the connection's life
+        self.mode: str | None = "sip" if remote is not None or not owner.http else None
+        self._head = bytearray()
+        self.http_framer: HttpFramer | None = None
         self.transport: asyncio.Transport | None = None
         self.pending: deque[bytes] = deque()
         self.pending_bytes = 0
@@ -324,6 +341,21 @@ class _TcpConn(asyncio.Protocol, Generic[S]):
 
     def data_received(self, data: bytes) -> None:
         self.last = time.monotonic()
+        if self.mode is None:
+            self._head += data
+            verdict = looks_like_http(self._head)
+            if verdict is None:
+                return
+            data = bytes(self._head)
+            self._head.clear()
+            self.mode = "http" if verdict else "sip"
+            if verdict:
+                self.http_framer = HttpFramer(
+                    self.owner.options.tcp_max_message, accept_no_cl=self.owner.http_no_cl
+                )
+        if self.http_framer is not None:
+            self._http_received(data)
+            return
         try:
             messages = self.framer.feed(data)
         except SipParseError as exc:
@@ -334,6 +366,23 @@ class _TcpConn(asyncio.Protocol, Generic[S]):
         remote = self.remote or ("", 0)
         for msg in messages:
             self.owner._dispatch(msg.buf, remote, self.local)
+
+    def _http_received(self, data: bytes) -> None:
+        """An HTTP connection (accepted on a SIP TCP socket): every framed request
+        goes to the engine's ``receive_http``; a framing error closes it."""
+        assert self.http_framer is not None
+        try:
+            requests = self.http_framer.feed(data)
+        except HttpError as exc:
+            self.owner.stats["tcp_framing_errors"] += 1
+            log.warning("closing the HTTP connection from %s: %s", self.remote, exc)
+            self.close()
+            return
+        remote = self.remote or ("", 0)
+        for request in requests:
+            if self.closed:
+                break  # set_reply_close(): what follows is never answered (measured)
+            self.owner._dispatch_http(request, remote, self.local)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -413,6 +462,10 @@ class Transport(Generic[S]):
         self._due: float | None = None
         self._watchdog: Callable[[], bool] | None = None
         self._bound = False
+        #: the engine serves HTTP on the SIP TCP sockets (xhttp), and takes an HTTP
+        #: request without Content-Length (``tcp_accept_no_cl``)
+        self.http = bool(getattr(engine, "http_enabled", False)) and hasattr(engine, "receive_http")
+        self.http_no_cl = bool(getattr(engine, "http_accept_no_cl", False))
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -581,6 +634,20 @@ class Transport(Generic[S]):
             if outs:
                 self._send(outs)
 
+    def _dispatch_http(self, data: bytes, src: tuple[str, int], local: S) -> None:
+        receive = getattr(self.engine, "receive_http", None)
+        if receive is None:
+            return
+        try:
+            outs = receive(data, src, local)
+        except Exception:
+            self.stats["engine_errors"] += 1
+            log.exception("engine failed on an HTTP request from %s:%s", src[0], src[1])
+            return
+        if outs:
+            self._send(outs)
+        self._arm()
+
     def _dispatch(self, data: bytes, src: tuple[str, int], local: S) -> None:
         try:
             outs = self.engine.receive(data, src, local)
@@ -669,7 +736,10 @@ class Transport(Generic[S]):
             conn = self._connect(out.src, dst)
             if conn is None:
                 return
-        conn.send(out.data)
+        if out.data:
+            conn.send(out.data)
+        if getattr(out, "close", False):
+            conn.close()  # asyncio writes what is buffered, then closes
 
     def _connect(self, src: SocketLike, dst: tuple[str, int]) -> _TcpConn[S] | None:
         local = self._tcp_local(src, dst[0])

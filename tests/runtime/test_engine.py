@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from kcc_runtime.context import EventContext, RequestContext, ScriptExit
 from kcc_runtime.engine import Outgoing, Proxy, Socket, forward_branch, sl_to_tag
+from kcc_runtime.location import Contact, LocationStore
 from kcc_runtime.modules import core, sanity, sl, textops
 from kcc_runtime.pv import accessor
 from kcc_runtime.router import Config, Router
@@ -711,3 +712,28 @@ def test_htable_expired_event_route_reads_the_expired_item() -> None:
     p.on_timer(time.time() + 5)
     assert seen == [("caller", 7)]
     assert p.process.htables.expired_record is None
+
+
+def test_module_timers_run_on_the_engine_timer() -> None:
+    """A module's timer (``ModuleExports.timers``: nathelper's keepalives) is built
+    for the engine and run from :meth:`Proxy.on_timer`, its sends through the guard."""
+    config = Config(
+        modules=("usrloc", "nathelper"),
+        modparams=(("nathelper", "natping_interval", 30), ("usrloc", "nat_bflag", 5)),
+    )
+    p = proxy(Router(config=config))
+    assert [type(t).__name__ for t in p.module_timers] == ["NatPinger"]
+    store = LocationStore(":memory:")
+    store.insert(
+        "location", Contact("r1", "bob", None, "sip:bob@127.0.0.1:5099", 0.0, cflags=1 << 5)
+    )
+    store.insert(
+        "location", Contact("r2", "eve", None, "sip:eve@10.9.9.9:5099", 0.0, cflags=1 << 5)
+    )
+    p.process.location = store
+    now = time.time()
+    assert p.on_timer(now) == []
+    out = p.on_timer(now + 30)
+    # the NATed contact (no sipping flag) gets the 4-byte keepalive
+    assert [(o.data, o.dst) for o in out] == [(b"\0\0\0\0", ("127.0.0.1", 5099))]
+    assert proxy(Router(config=Config(modules=("usrloc",)))).module_timers == []

@@ -50,10 +50,10 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kcc_runtime import logs
-from kcc_runtime.context import Context
+from kcc_runtime.context import Context, Process
 from kcc_runtime.exports import (
     INT,
     INT_CONST,
@@ -66,6 +66,7 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.location import store_for
 from kcc_runtime.pv import current_ruri, set_ruri
 from kcc_runtime.sdp import CONNECTION_RE, current_body, has_sdp_type, replace_body
 from kcc_runtime.sip import Message, Request, SipParseError
@@ -776,6 +777,34 @@ def pinger_for(
     )
 
 
+def natping_timer(engine: Any) -> NatPinger | None:
+    """nathelper's timer for one worker's engine (``ModuleExports.timers``): its
+    pinger, or None when pinging is off or another worker pings. Pings leave from the
+    engine's first UDP socket through its outbound guard (``engine.emit``), to the
+    contacts of every location table (the worker's store, opened on first use)."""
+    udp = [s for s in engine.sockets if s.proto == "udp"]
+    if not udp:
+        return None
+    src = udp[0]
+    process: Process = engine.process
+
+    def send(data: bytes, dst: tuple[str, int]) -> bool:
+        return bool(engine.emit(data, "udp", dst, src))
+
+    def contacts() -> list[Contact]:
+        store = process.location
+        if store is None:
+            db_url = process.modparams.get(("usrloc", "db_url"))
+            store = process.location = store_for(
+                process.modparam_int("usrloc", "db_mode", 0),
+                db_url if isinstance(db_url, str) else None,
+                process.modparam_int("usrloc", "timer_interval", 60),
+            )
+        return store.every_contact()
+
+    return pinger_for(dict(process.modparams), send, contacts, (src.ip, src.port))
+
+
 # route kinds the functions below may be used in
 REQ_REPLY_BRANCH_LOCAL = Route.REQUEST | Route.ONREPLY | Route.BRANCH | Route.LOCAL
 REQ_FAIL_REPLY_BRANCH = Route.REQUEST | Route.FAILURE | Route.ONREPLY | Route.BRANCH
@@ -786,6 +815,7 @@ REQ_FAIL_REPLY_BRANCH_LOCAL = (
 
 EXPORTS = ModuleExports(
     name="nathelper",
+    timers=(natping_timer,),
     cmds=(
         # NAT detection
         Cmd(

@@ -29,9 +29,8 @@ registrar (see ``tests/runtime/test_rpc_commands.py`` for the values):
   matches them (``core:rcv_requests`` matches nothing: measured).
 - ``tm.stats`` and ``sl.stats``: tm's and sl's counter structures, from the same
   counters.
-- ``htable.dump``: htables are per worker in kcc (the RPC process cannot see them),
-  so it is not registered and answers as Kamailio does for a module not loaded:
-  500 "command htable.dump not found". ``pike.top``: pike is not built yet; same.
+- ``htable.*``, ``pike.top``, ``permissions.addressReload``,
+  ``stats.reset_statistics``: :mod:`kcc_runtime.rpc.modules`.
 """
 
 from __future__ import annotations
@@ -42,12 +41,17 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kcc_runtime import location as loc
 from kcc_runtime.engine import _core_hash
 from kcc_runtime.rpc.registry import Array, Fault, Named, Params, Registry, RpcValue, Struct
 from kcc_runtime.rpc.stats import sl_stats, statistic_names, tm_stats
 from kcc_runtime.shared import Counters, SharedStore
+
+if TYPE_CHECKING:
+    from kcc_runtime.htable import HashTables
+    from kcc_runtime.pike import PikeTree
 
 __all__ = ["REGISTRY", "RpcEnv", "version_text"]
 
@@ -84,6 +88,12 @@ class RpcEnv:
     modules: tuple[str, ...] = ()
     #: group -> (name -> value) of the cfg's variables, filled from ``config``
     now: Callable[[], float] = time.time
+    #: htable's tables and pike's tree (the shared ones in a multi-process proxy;
+    #: None: the module is not loaded)
+    htables: HashTables | None = None
+    pike: PikeTree | None = None
+    #: permissions' ``address`` table reload (``permissions.addressReload``)
+    reload_addresses: Callable[[], object] | None = None
 
     @property
     def counters(self) -> Counters:
@@ -404,3 +414,9 @@ def _sl_stats(env: RpcEnv, params: Params) -> list[RpcValue]:
     for name, value in sl_stats(env.counters):
         out.add(name, value)
     return [out]
+
+
+# the commands of htable, pike, permissions and the statistics reset register here
+from kcc_runtime.rpc import modules as _modules  # noqa: E402
+
+del _modules

@@ -32,7 +32,7 @@ from typing import Final
 
 from kcc_runtime.rpc.registry import Array, Fault, Named, Param, Params, RpcValue, Struct
 
-__all__ = ["JsonRequest", "dumps", "handle", "parse"]
+__all__ = ["JsonRequest", "answer", "dumps", "handle", "parse"]
 
 log = logging.getLogger("kcc_runtime.jsonrpcs")
 
@@ -208,25 +208,37 @@ def reply(
     return dumps(doc, pretty)
 
 
-def handle(
+def answer(
     text: str | bytes,
     call: Callable[[str, Params], list[RpcValue]],
     pretty: bool = True,
-) -> tuple[JsonRequest | None, str | None]:
+) -> tuple[JsonRequest | None, str | None, Fault | None]:
     """Parse and run one request with ``call(method, params) -> values`` (a
-    :class:`Fault` raised becomes the error); (request, reply text), reply None
-    for a document that is not JSON."""
+    :class:`Fault` raised becomes the error): (request, reply text, the fault
+    replied with); reply None for a document that is not JSON. Over HTTP the fault
+    is also the status line (measured: an unknown method is answered ``HTTP/1.1
+    500 Method Not Found``)."""
     request = parse(text)
     if request is None:
-        return None, None
+        return None, None, None
     if request.method is None:
         log.error("missing jsonrpc method field in request")
-        return request, reply(request, [], None, pretty)
+        return request, reply(request, [], None, pretty), None
     try:
         values = call(request.method, Params(request.params))
     except Fault as fault:
         if fault.code == 500 and fault.message == f"command {request.method} not found":
             log.error("method callback not found [%s]", request.method)
             fault = Fault(500, "Method Not Found")
-        return request, reply(request, None, fault, pretty)
-    return request, reply(request, values, None, pretty)
+        return request, reply(request, None, fault, pretty), fault
+    return request, reply(request, values, None, pretty), None
+
+
+def handle(
+    text: str | bytes,
+    call: Callable[[str, Params], list[RpcValue]],
+    pretty: bool = True,
+) -> tuple[JsonRequest | None, str | None]:
+    """:func:`answer` without the fault: (request, reply text)."""
+    request, text_out, _ = answer(text, call, pretty)
+    return request, text_out

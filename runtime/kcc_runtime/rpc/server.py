@@ -46,6 +46,7 @@ from kcc_runtime.shared import SharedStore
 
 if TYPE_CHECKING:
     from kcc_runtime.router import Config
+    from kcc_runtime.shtable import ModuleMemory
 
 __all__ = ["Endpoint", "RpcServer", "endpoints"]
 
@@ -428,12 +429,15 @@ def run_rpc_process(
     watchdog: Callable[[], bool],
     started: float,
     describe: list[str],
+    module_memory: ModuleMemory | None = None,
 ) -> int:
     """The RPC process's life (forked by the supervisor): open the sockets, say
     ready, serve until SIGTERM, remove the sockets. ``describe`` is the ``core.psx``
     description of rank 0, 1, ... (supervisor, workers, this process); their pids
     are read from the shared store, where the supervisor writes them."""
     from kcc_runtime import location as loc
+    from kcc_runtime.rpc.worker import address_reload
+    from kcc_runtime.shtable import worker_state
 
     def params(module: str, name: str) -> list[int | str]:
         return list(config.modparam_values(module, name))
@@ -467,7 +471,13 @@ def run_rpc_process(
         db_mode=db_mode,
         use_domain=bool(last("usrloc", "use_domain", 0)),
         modules=modules,
+        reload_addresses=address_reload(modules),
     )
+    if "htable" in modules or "pike" in modules:
+        # the supervisor's shared tables and tree (private ones without it)
+        htables, pike = worker_state(config, module_memory, time.time)
+        env.htables = htables if "htable" in modules else None
+        env.pike = pike if "pike" in modules else None
     server = RpcServer(
         env,
         points,
