@@ -66,6 +66,7 @@ Content-Length).
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import subprocess
@@ -130,6 +131,21 @@ class StockProxy:
     def log_text(self) -> str:
         """The proxy's whole log so far (stdout and stderr)."""
         return self.proxy.service.log.read_text(encoding="utf-8", errors="replace")
+
+    def kamctl(self, *args: str) -> str:
+        """The real ``kamctl`` (its default RPCFIFO engine: JSON-RPC over jsonrpcs'
+        FIFO, ``RPCFIFOPATH`` pointing at the proxy's)."""
+        fifo = self.proxy.service.log.parent / "kamailio_rpc.fifo"
+        done = subprocess.run(
+            ["kamctl", *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env={**os.environ, "RPCFIFOPATH": str(fifo)},
+        )
+        assert done.returncode == 0, f"kamctl {args}: {done.stdout}{done.stderr}\n{self.log()}"
+        return done.stdout
 
     def kamcmd(self, *args: str) -> str:
         """The real ``kamcmd`` on the proxy's ctl socket (the stock cfg's default
@@ -240,11 +256,15 @@ def test_two_users_register_and_one_calls_the_other(stock: StockProxy, services:
     alice_port, bob_port = free_udp_ports(2)
     register(services, stock, "alice", alice_port)
     register(services, stock, "bob", bob_port)
-    # kamcmd ul.dump lists both (issue 7 acceptance), each with its contact
+    # kamcmd ul.dump lists both (issue 7 acceptance), each with its contact, and so
+    # does kamctl over the JSON-RPC FIFO
     dump = stock.kamcmd("ul.dump")
+    shown = stock.kamctl("ul", "show")
     for user, port in (("alice", alice_port), ("bob", bob_port)):
         assert re.search(rf"AoR: {user}\b", dump), dump
         assert f"Address: sip:{user}@127.0.0.1:{port}" in dump, dump
+        assert re.search(rf'"AoR":\s+"{user}"', shown), shown
+        assert re.search(rf'"Address":\s+"sip:{user}@127\.0\.0\.1:{port}"', shown), shown
     # bob's phone: a SIPp UAS on the address bob registered as his Contact
     bob = start_uas(services, bob_port, "stock_uas.xml", trace_msg=True)
     call = run_sipp(services, "stock_call.xml", stock.port, local_port=alice_port, service="bob")
