@@ -807,10 +807,12 @@ def _rpc_points(router: Router, opts: Options) -> list[Any]:
 
 def _shared_counters(router: Router, opts: Options, store: SharedMemoryStore) -> Any:
     """The statistics table, one row per process (supervisor, workers, RPC)."""
+    from kcc_runtime.modules.counters import script_counter_names
     from kcc_runtime.rpc.stats import statistic_names
     from kcc_runtime.shm import SharedCounters
 
-    counters = SharedCounters(statistic_names(router.config.modules), opts.children + 2)
+    names = statistic_names(router.config.modules, script_counter_names(router.config))
+    counters = SharedCounters(names, opts.children + 2)
     store.counters = counters
     return counters
 

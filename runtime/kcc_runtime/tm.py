@@ -206,6 +206,9 @@ class TmBranch:
     on_branch_failure: BranchFailureRouteFn | None = None
     #: where the final reply came from (``$T_rpl($si)``)
     reply_received: Received | None = None
+    #: the branch's R-URI when the script rewrote it (None: the request's), for
+    #: acc's records (Kamailio's ``uac[i].uri``)
+    uri: str | None = None
 
 
 @dataclass(eq=False)
@@ -246,6 +249,13 @@ class Cell:
     #: ``$T(id_label)``
     hash_index: int = 0
     label: int = 0
+    #: acc watches this transaction (its flags at creation asked for it), and its
+    #: missed-call callback (an INVITE with ``log_missed_flag``): ``modules.acc``
+    acc_armed: bool = False
+    acc_missed_armed: bool = False
+    #: the branch whose final reply went (or goes) upstream, -1 none (Kamailio's
+    #: ``relayed_reply_branch``)
+    relayed_branch: int = -1
     _received: Request | None = field(default=None, repr=False)
 
     def received_request(self) -> Request:
@@ -284,6 +294,10 @@ class Tm:
         #: Kamailio's ``init_hash_table`` does (a test may seed ``label_rng``)
         self.label_rng = random.Random()
         self._labels: dict[int, int] = {}
+        from kcc_runtime.modules.acc import Accounting
+
+        #: acc's transaction callbacks, None when the cfg does not load acc
+        self.acc: Accounting | None = Accounting.for_tm(self)
 
     # -- glue ----------------------------------------------------------------------
 
@@ -371,6 +385,8 @@ class Tm:
                 cell.final_counted = True
                 counters.add(f"tmx:{min(code // 100, 6)}xx_transactions")
                 counters.add("tmx:active_transactions", -1)
+            if self.acc is not None:
+                self.acc.response_out(cell, data, relayed)
         if sent and status >= 200:
             cell.final_sent = True
         self.flush()
@@ -396,7 +412,8 @@ class Tm:
             log.error("tm: cannot create a transaction")
             return -1
         tx.reply_dest = dest
-        cell = Cell(server=tx, request=msg, ctx=ctx, avps=ctx.avps)
+        # the request is cloned with its flags (Kamailio's t_newtran)
+        cell = Cell(server=tx, request=msg, ctx=ctx, avps=ctx.avps, flags=ctx.flags)
         counters = self.proxy.process.shared.counters
         counters.add("tmx:UAS_transactions")
         counters.add("tmx:active_transactions")
@@ -414,6 +431,8 @@ class Tm:
             cell.fr_inv_timer, cell.fr_timer = fr
         tx.context = cell
         ctx.tm_cell = cell
+        if self.acc is not None:
+            self.acc.created(cell)
         return cell
 
     def t_newtran(self, ctx: Context) -> int:
@@ -622,7 +641,7 @@ class Tm:
         except (ValueError, TransactionLimitError) as exc:
             log.error("t_relay: cannot start the branch: %s", exc)
             return -1
-        br = TmBranch(index, tx, on_branch_failure=cell.on_branch_failure)
+        br = TmBranch(index, tx, on_branch_failure=cell.on_branch_failure, uri=ctx.new_uri)
         tx.context = (cell, br)
         cell.branches.append(br)
         proxy.stats["forwarded"] += 1
@@ -772,6 +791,7 @@ class Tm:
         if status < 300:
             br.status, br.final = status, True
             first = not cell.final_sent
+            cell.relayed_branch = br.index
             self._relay(cell, msg)
             if first:
                 for other in cell.branches:
@@ -813,11 +833,16 @@ class Tm:
             return
         considered = cell.branches[cell.first_considered :] or cell.branches
         winner = _pick(considered)
+        # acc's missed-call record (TMCB_ON_FAILURE) comes first and clears its flag
+        # in the flags the failure handling goes on with
+        flags = cell.flags if self.acc is None else self.acc.on_failure(cell, winner)
         route = cell.on_failure
-        if route is not None:
+        if route is None:
+            cell.flags = flags
+        else:
             cell.on_failure = None
             before = len(cell.branches)
-            self._run_failure(cell, route, winner)
+            self._run_failure(cell, route, winner, flags)
             if cell.answered():
                 return
             if len(cell.branches) > before:
@@ -827,6 +852,7 @@ class Tm:
                     return
                 considered = cell.branches[cell.first_considered :]
                 winner = _pick(considered)
+        cell.relayed_branch = winner.index
         if winner.reply is not None and not (winner.status == 503 and self.remap_503_500):
             self._relay(cell, winner.reply)
         elif winner.reply is not None:
@@ -866,19 +892,25 @@ class Tm:
         tx = self.layer.find_invite_for_cancel(msg)
         return tx.context if tx is not None and isinstance(tx.context, Cell) else None
 
-    def _run_failure(self, cell: Cell, route: FailureRouteFn, winner: TmBranch) -> None:
+    def _run_failure(self, cell: Cell, route: FailureRouteFn, winner: TmBranch, flags: int) -> None:
         """``failure_route`` on the request as saved in the cell (Kamailio's faked
-        request): edits, R-URI, ``$du``, flags and AVPs of the transaction."""
+        request): edits, R-URI, ``$du``, AVPs of the transaction and ``flags`` (the
+        transaction's, as the failure callbacks left them); the flags the route
+        leaves go back to the transaction after it (Kamailio's ``shmem_msg->flags =
+        faked_req.flags``), so a reply it sends itself still sees the earlier ones."""
         msg = _faked_request(cell)
         if msg is None:
+            cell.flags = flags
             return
         fctx = FailureContext(cell.ctx.proc, msg, cell.ctx.received)
         _copy_state(cell.ctx, fctx, cell)
+        fctx.flags = flags
         fctx.ruri_new = False  # tm's ruri_mark_consumed: only a rewrite sends it again
         fctx.on_reply = cell.on_reply
         fctx.t_reply_code = winner.status
         fctx.t_branch_idx = winner.index
         self.proxy.router.run(route, fctx)
+        cell.flags = fctx.flags
         cell.on_failure = fctx.on_failure
         cell.on_reply = fctx.on_reply
         cell.on_branch = fctx.on_branch or cell.on_branch

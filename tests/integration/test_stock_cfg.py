@@ -318,6 +318,41 @@ def test_two_users_register_and_one_calls_the_other(stock: StockProxy, services:
         assert via_parts(reply) == [via_parts(invite)[1]]
     assert bye_ok.all("record-route") == []
     assert via_parts(bye_ok) == [via_parts(bye)[1]]
+    check_acc_lines(stock, invite, ok)
+
+
+#: acc's record as both proxies log it: Kamailio ``acc [acc.c:287]:``, kcc
+#: ``acc [acc.py:N]:``, the same text after the function name (the cfg's
+#: ``log_prefix`` ``{$mt $hdr(CSeq) $ci} `` before the module, measured on Kamailio:
+#: not required here)
+ACC_LINE = re.compile(
+    r"NOTICE: (?:\{[^}\n]*\} )?acc \[acc\.(?:c|py):\d+\]: acc_log_request\(\): "
+    r"ACC: transaction answered: timestamp=\d+;(.*)$",
+    re.M,
+)
+
+
+def check_acc_lines(stock: StockProxy, invite: TracedMessage, ok: TracedMessage) -> None:
+    """The stock cfg sets ``FLT_ACC`` on the INVITE and ``FLT_ACC`` +
+    ``FLT_ACCFAILED`` on the BYE: one ``transaction answered`` record each when the
+    200 goes back to alice, with the cfg's ``log_extra`` (``$rU``/``$rd`` of the
+    R-URI lookup and loose_route gave: bob's contact). Only the timestamp varies."""
+    tag = re.escape(";tag=")
+    from_tag = re.split(tag, invite.one("from"))[1]
+    to_tag = re.split(tag, ok.one("to"))[1]
+    call_id = invite.one("call-id")
+    rest = (
+        f";from_tag={from_tag};to_tag={to_tag};call_id={call_id};code=200;reason=OK;"
+        "src_user=alice;src_domain=127.0.0.1;src_ip=127.0.0.1;dst_ouser=bob;"
+        "dst_user=bob;dst_domain=127.0.0.1"
+    )
+    expected = [f"method=INVITE{rest}", f"method=BYE{rest}"]
+
+    def found() -> list[str]:
+        return [m.group(1) for m in ACC_LINE.finditer(stock.log_text()) if call_id in m.group(1)]
+
+    wait_until(lambda: len(found()) >= 2, 2.0)
+    assert found() == expected, stock.log()
 
 
 # -- replies the stock cfg makes itself (raw UDP probes) --------------------------------

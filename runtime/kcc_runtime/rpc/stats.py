@@ -53,8 +53,9 @@ REGISTRAR: Final = (
 )  # fmt: skip
 
 
-def statistic_names(modules: Iterable[str]) -> list[str]:
-    """Every counter name for a cfg loading ``modules`` (``group:name``)."""
+def statistic_names(modules: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+    """Every counter name for a cfg loading ``modules`` (``group:name``), then the
+    ``extra`` ones (counters' ``script_counter`` declarations)."""
     loaded = set(modules)
     names = [f"core:{n}" for n in CORE]
     if "sl" in loaded:
@@ -63,6 +64,7 @@ def statistic_names(modules: Iterable[str]) -> list[str]:
         names += [f"tmx:{n}" for n in TMX]
     if "registrar" in loaded:
         names += [f"registrar:{n}" for n in REGISTRAR]
+    names += [n for n in extra if n not in names]
     return names
 
 
