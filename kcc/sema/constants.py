@@ -1,4 +1,4 @@
-"""Constant arguments Kamailio checks only at start-up, or never (E0406, E0407, E0408).
+"""Constant arguments Kamailio checks only at start-up, or never (E0406..E0409).
 
 ``kamailio -c`` parses the config but runs no fixup, so a reply code of 700, a regular
 expression that does not compile or a next hop ``host:port`` that does not parse are
@@ -12,7 +12,11 @@ one); a value that contains a pseudo-variable is only known per message.
   the right of ``=~`` and ``case /"re":`` labels. :func:`posix_ere_error` is a
   validator for POSIX extended regular expressions with glibc's extensions; Python's
   ``re`` is not used, its syntax differs (``\\d``, ``(?:``, ``{,n}``, a lone ``)``);
-- E0408: an argument of ``ArgKind.HOSTPORT`` that is not ``[proto:]host[:port]``.
+- E0408: an argument of ``ArgKind.HOSTPORT`` that is not ``[proto:]host[:port]``;
+- E0409: a counter name given to ``cnt_inc``/``cnt_add``/``cnt_reset`` that no
+  ``modparam("counters", "script_counter", ...)`` declares (measured: Kamailio 5.6
+  refuses to start, ``counter script.nope does not exist (forgot to define it?)``,
+  while ``kamailio -c`` accepts the config).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kcc_runtime.exports import ArgKind
+from kcc_runtime.modules.counters import DEFAULT_GROUP, counter_name, declared_names
 
 from kcc import ast
 from kcc.diagnostics import Diagnostic
@@ -351,13 +356,63 @@ def _check_hostport(ctx: SemaContext, arg: ast.Expr) -> None:
     )
 
 
+#: the counters functions whose first argument names a declared counter
+_COUNTER_FUNCTIONS = frozenset({"cnt_inc", "cnt_add", "cnt_reset"})
+
+
+def _declared_counters(config: ast.Config) -> tuple[frozenset[str], str]:
+    """The statistics the cfg's ``script_counter`` declarations create, and the
+    group a name without one belongs to (``script_cnt_grp_name``)."""
+    decls: list[str] = []
+    group = DEFAULT_GROUP
+    for item in config.items:
+        if not isinstance(item, ast.ModParam) or item.module.value != "counters":
+            continue
+        if not isinstance(item.value, ast.String):
+            continue
+        if item.param.value == "script_counter":
+            decls.append(item.value.value)
+        elif item.param.value == "script_cnt_grp_name" and item.value.value:
+            group = item.value.value
+    return frozenset(declared_names(decls, group)), group
+
+
+def _check_counter(ctx: SemaContext, arg: ast.Expr, declared: frozenset[str], group: str) -> None:
+    text = _constant_text(arg)
+    if text is None:
+        return
+    name = counter_name(text, group)
+    if name in declared:
+        return
+    shown = name.replace(":", ".", 1)
+    ctx.sink.emit(
+        Diagnostic.error(
+            "E0409",
+            f"counter `{shown}` is not declared",
+            arg.span,
+            "no `script_counter` declares it",
+            notes=[
+                "Kamailio refuses to start: `counter "
+                f"{shown} does not exist (forgot to define it?)`"
+            ],
+            help=f'declare it: `modparam("counters", "script_counter", "{text} description")`',
+        )
+    )
+
+
 def check(ctx: SemaContext) -> None:
+    declared: frozenset[str] | None = None
+    group = DEFAULT_GROUP
+    if "counters" in ctx.loaded:
+        declared, group = _declared_counters(ctx.config)
     for route in ctx.route_blocks():
         for node in iter_nodes(route.body):
             if isinstance(node, ast.Call):
                 info = ctx.resolved.get(id(node))
                 if info is None:
                     continue
+                if declared is not None and node.name in _COUNTER_FUNCTIONS and node.args:
+                    _check_counter(ctx, node.args[0], declared, group)
                 for arg, spec in zip(node.args, info.cmd.args, strict=False):
                     match spec.kind:
                         case ArgKind.REPLY_CODE:

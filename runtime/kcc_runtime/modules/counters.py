@@ -18,9 +18,9 @@ twice, then once more with ``cnt_reset("foo")`` after the adds): ``kamcmd
 stats.get_statistics script:`` printed ``script:bar = 4`` and ``script:foo = 12``,
 then ``script:bar = 6`` and ``script:foo = 0``. ``cnt_inc("nope")`` of a counter never
 declared makes Kamailio refuse to start (``cnt_fixup1(): counter script.nope does not
-exist (forgot to define it?)``, exit 255). kcc's checker does not know the declared
-names yet, so the runtime logs that same error when such a call runs and returns -1
-(the counter is not created).
+exist (forgot to define it?)``, exit 255). ``kcc check`` refuses a constant name that
+is not declared (E0409); a name built at run time that is not declared logs that
+same error when the call runs and returns -1 (the counter is not created).
 
 ``cnt_reset`` is the add-only reset of ``stats.reset_statistics``
 (:mod:`kcc_runtime.rpc.modules`): the process adds minus the current total to its own
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from kcc_runtime.context import Context
@@ -56,6 +56,7 @@ __all__ = [
     "cnt_inc",
     "cnt_reset",
     "counter_name",
+    "declared_names",
     "script_counter_names",
 ]
 
@@ -89,21 +90,26 @@ def counter_name(text: str, group: str = DEFAULT_GROUP) -> str:
     return f"{grp}:{name}" if dot else f"{group}:{text}"
 
 
+def declared_names(declarations: Iterable[str], group: str = DEFAULT_GROUP) -> tuple[str, ...]:
+    """The statistics ``script_counter`` declarations create, in order, without
+    repeats (``"baz example counter"`` -> ``script:baz``); the compiler's check of the
+    functions' constant arguments uses it too."""
+    names: list[str] = []
+    for decl in declarations:
+        head = _NAME_END.split(decl.strip(), maxsplit=1)[0]
+        if head:
+            names.append(counter_name(head, group))
+    return tuple(dict.fromkeys(names))
+
+
 def script_counter_names(config: Config) -> tuple[str, ...]:
     """The statistics the cfg's ``script_counter`` declarations create, in cfg
     order (``"baz example counter"`` -> ``script:baz``, ``"test.x:another"`` ->
     ``test:x``); none when the cfg does not load counters."""
     if "counters" not in config.modules:
         return ()
-    group = _group(config, None)
-    names: list[str] = []
-    for decl in config.modparam_values("counters", "script_counter"):
-        if not isinstance(decl, str):
-            continue
-        head = _NAME_END.split(decl.strip(), maxsplit=1)[0]
-        if head:
-            names.append(counter_name(head, group))
-    return tuple(dict.fromkeys(names))
+    decls = config.modparam_values("counters", "script_counter")
+    return declared_names([d for d in decls if isinstance(d, str)], _group(config, None))
 
 
 def _resolve(ctx: Context, text: str) -> str | None:
