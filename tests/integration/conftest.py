@@ -39,17 +39,21 @@ import csv
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from kcc_runtime import bencode
+from kcc_runtime.modules.rtpengine import NgClient
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -910,3 +914,346 @@ def run_sipp(
         output=(done.stdout + done.stderr).decode("utf-8", errors="replace")[-3000:]
         + f"\nSIPp errors:\n{error_text[-3000:]}",
     )
+
+
+# -- NAT tests: the rtpengine daemon, an ng relay, raw UDP user agents -------------------
+
+#: rtpengine's media ports (``rtpengine`` fixture)
+RTP_MIN, RTP_MAX = 41000, 41999
+#: seconds a user agent waits for a message
+UA_WAIT = 3.0
+
+
+@dataclass
+class RtpEngine:
+    """The daemon we started, and an ng client of its own to ask it questions."""
+
+    port: int
+    service: Service
+    client: NgClient
+
+    def query(self, call_id: str) -> dict[str, bencode.BValue]:
+        answer = self.client.request({"command": "query", "call-id": call_id})
+        assert answer is not None, f"rtpengine did not answer:\n{self.service.log_tail()}"
+        return answer
+
+    def local_ports(self, call_id: str) -> set[int]:
+        """The media ports rtpengine opened for ``call_id`` (every stream of every
+        tag of its ``query`` answer)."""
+        answer = self.query(call_id)
+        assert answer.get("result") == b"ok", answer
+        found: set[int] = set()
+        tags = answer.get("tags")
+        assert isinstance(tags, dict)
+        for tag in tags.values():
+            assert isinstance(tag, dict)
+            medias = tag.get("medias", [])
+            assert isinstance(medias, list)
+            for media in medias:
+                assert isinstance(media, dict)
+                streams = media.get("streams", [])
+                assert isinstance(streams, list)
+                for stream in streams:
+                    assert isinstance(stream, dict)
+                    port = stream.get("local port")
+                    if isinstance(port, int):
+                        found.add(port)
+        return found
+
+
+@pytest.fixture(scope="module")
+def rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpEngine]:
+    """One userspace rtpengine for the file: ng on a free loopback port, media on
+    127.0.0.1 in ``RTP_MIN``..``RTP_MAX``, sessions deleted as soon as asked."""
+    workdir = tmp_path_factory.mktemp("rtpengine")
+    group = Services(workdir)
+    (port,) = free_udp_ports(1)
+    argv = [
+        str(shutil.which("rtpengine")),
+        "--foreground",
+        "--table=-1",
+        "--interface=127.0.0.1",
+        f"--listen-ng=127.0.0.1:{port}",
+        f"--port-min={RTP_MIN}",
+        f"--port-max={RTP_MAX}",
+        "--delete-delay=0",
+        "--num-threads=2",
+        "--log-stderr",
+        f"--pidfile={workdir / 'rtpengine.pid'}",
+    ]
+    service = group.add(
+        spawn("rtpengine", argv, workdir / "rtpengine.log", cwd=workdir, stop_signal=signal.SIGTERM)
+    )
+    try:
+        client = NgClient("127.0.0.1", port, timeout=0.2, retries=0)
+        if (
+            not wait_until(
+                lambda: (
+                    not service.alive()
+                    or client.request({"command": "ping"}) == {"result": b"pong"}
+                ),
+                10.0,
+            )
+            or not service.alive()
+        ):
+            pytest.fail(f"rtpengine did not answer ping:\n{service.log_tail()}")
+        yield RtpEngine(port, service, client)
+    finally:
+        group.stop_all()
+
+
+class NgTap:
+    """A UDP relay between the proxy and rtpengine that records every ng command
+    (``<cookie> <bencoded dict>``) the proxy sends, so the commands Kamailio and kcc
+    send can be compared. Answers go back to the socket that asked, by cookie. It
+    listens on 127.0.0.1:``port`` (a free port by default; the stock cfg's fixed
+    ``udp:127.0.0.1:2223`` for tests of the unmodified stock cfg)."""
+
+    def __init__(self, upstream: int, port: int = 0) -> None:
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind(("127.0.0.1", port))
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.connect(("127.0.0.1", upstream))
+        self.commands: list[dict[str, bencode.BValue]] = []
+        self.asked: dict[bytes, tuple[str, int]] = {}
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="ng-tap", daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.front.getsockname()[1])
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            ready, _, _ = select.select([self.front, self.back], [], [], 0.1)
+            for sock in ready:
+                if sock is self.front:
+                    data, addr = self.front.recvfrom(65535)
+                    cookie, _, payload = data.partition(b" ")
+                    with contextlib.suppress(bencode.BencodeError):
+                        value = bencode.decode(payload)
+                        if isinstance(value, dict):
+                            with self.lock:
+                                self.commands.append(value)
+                    self.asked[cookie] = addr
+                    self.back.send(data)
+                else:
+                    data = self.back.recv(65535)
+                    addr = self.asked.pop(data.partition(b" ")[0], None)
+                    if addr is not None:
+                        self.front.sendto(data, addr)
+
+    def for_call(self, call_id: str) -> list[dict[str, bencode.BValue]]:
+        """The commands sent for ``call_id``, in order."""
+        with self.lock:
+            return [c for c in self.commands if c.get("call-id") == call_id.encode()]
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.front.close()
+        self.back.close()
+
+
+@dataclass(frozen=True)
+class Sip:
+    """One SIP message as received: start line, headers (name as written, value) in
+    order, body."""
+
+    start: str
+    headers: tuple[tuple[str, str], ...]
+    body: str
+    raw: bytes
+    #: where it came from
+    source: tuple[str, int] = ("", 0)
+
+    @property
+    def status(self) -> int | None:
+        match = re.match(r"SIP/2\.0 (\d{3}) ", self.start)
+        return int(match.group(1)) if match else None
+
+    @property
+    def method(self) -> str:
+        return "" if self.status is not None else self.start.split(" ", 1)[0]
+
+    @property
+    def ruri(self) -> str:
+        return self.start.split(" ")[1]
+
+    def all(self, name: str) -> list[str]:
+        return [value for hname, value in self.headers if hname.lower() == name.lower()]
+
+    def one(self, name: str) -> str:
+        values = self.all(name)
+        assert len(values) == 1, f"{name}: {values} in\n{self.raw.decode(errors='replace')}"
+        return values[0]
+
+    def names(self) -> list[str]:
+        return [hname for hname, _ in self.headers]
+
+
+def parse_sip(data: bytes, source: tuple[str, int] = ("", 0)) -> Sip | None:
+    text = data.decode("utf-8", errors="replace")
+    head, sep, body = text.partition("\r\n\r\n")
+    if not sep:
+        return None
+    lines = head.split("\r\n")
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if colon:
+            headers.append((name.strip(), value.strip()))
+    return Sip(lines[0], tuple(headers), body, data, source)
+
+
+class Ua:
+    """A user agent on its own UDP socket on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, text: str, dst: tuple[str, int]) -> None:
+        self.sock.sendto(text.encode("utf-8"), dst)
+
+    def receive(self, timeout: float = UA_WAIT) -> Sip | None:
+        """The next SIP message (anything else is skipped), None after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except TimeoutError:
+                return None
+            message = parse_sip(data, (str(addr[0]), int(addr[1])))
+            if message is not None:
+                return message
+        return None
+
+    def expect(self, what: str, timeout: float = UA_WAIT) -> Sip:
+        """The next message, which must start with ``what`` (a status code or a method)."""
+        message = self.receive(timeout)
+        assert message is not None, f"nothing received while waiting for {what}"
+        if message.status is not None:
+            assert str(message.status) == what, message.raw.decode(errors="replace")
+        else:
+            assert message.method == what, message.raw.decode(errors="replace")
+        return message
+
+
+@pytest.fixture
+def alice() -> Iterator[Ua]:
+    ua = Ua()
+    try:
+        yield ua
+    finally:
+        ua.close()
+
+
+@pytest.fixture
+def bob() -> Iterator[Ua]:
+    ua = Ua()
+    try:
+        yield ua
+    finally:
+        ua.close()
+
+
+def request(
+    method: str,
+    ruri: str,
+    *,
+    via: str,
+    from_: str,
+    to: str,
+    call_id: str,
+    cseq: int,
+    contact: str | None = None,
+    route: str | None = None,
+    extra: tuple[str, ...] = (),
+    body: str = "",
+    branch: str | None = None,
+) -> str:
+    """A request as a user agent sends it (Via with ``;rport``, RFC 3581)."""
+    branch = branch or f"z9hG4bK{secrets.token_hex(6)}"
+    lines = [
+        f"{method} {ruri} SIP/2.0",
+        f"Via: SIP/2.0/UDP {via};branch={branch};rport",
+        *([f"Route: {route}"] if route else []),
+        "Max-Forwards: 70",
+        f"From: {from_}",
+        f"To: {to}",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} {method}",
+        *([f"Contact: {contact}"] if contact else []),
+        *extra,
+        *(["Content-Type: application/sdp"] if body else []),
+        f"Content-Length: {len(body.encode())}",
+        "",
+        body,
+    ]
+    return "\r\n".join(lines)
+
+
+def sdp(host: str, port: int, session: int) -> str:
+    return (
+        f"v=0\r\no=- {session} {session} IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\n"
+        f"t=0 0\r\nm=audio {port} RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:8 PCMA/8000\r\n"
+    )
+
+
+def reply(req: Sip, code: int, reason: str, *, to_tag: str, contact: str, body: str = "") -> str:
+    """A UAS reply to ``req`` (its Vias, From, To with ``to_tag``, Call-ID, CSeq,
+    Record-Route copied, RFC 3261 §8.2.6.2, §12.1.1)."""
+    to = req.one("to")
+    if ";tag=" not in to:
+        to += f";tag={to_tag}"
+    lines = [f"SIP/2.0 {code} {reason}"]
+    lines += [f"Via: {v}" for v in req.all("via")]
+    lines += [f"Record-Route: {v}" for v in req.all("record-route")]
+    lines += [
+        f"From: {req.one('from')}",
+        f"To: {to}",
+        f"Call-ID: {req.one('call-id')}",
+        f"CSeq: {req.one('cseq')}",
+        f"Contact: {contact}",
+        *(["Content-Type: application/sdp"] if body else []),
+        f"Content-Length: {len(body.encode())}",
+        "",
+        body,
+    ]
+    return "\r\n".join(lines)
+
+
+def top_via_address(message: Sip) -> tuple[str, int]:
+    """Where a UAS sends its replies: the top Via's sent-by (RFC 3261 §18.2.2)."""
+    match = re.match(r"SIP/2\.0/UDP ([\d.]+):(\d+)", message.all("via")[0])
+    assert match is not None, message.all("via")
+    return match.group(1), int(match.group(2))
+
+
+def expected_sdp(session: int, port: int) -> str:
+    """An SDP of ``sdp()`` after rtpengine with ``replace-origin
+    replace-session-connection``: o= and c= name rtpengine's interface, m= its port,
+    and rtpengine adds ``a=sendrecv`` and ``a=rtcp:<port+1>``."""
+    return (
+        f"v=0\r\no=- {session} {session} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+        f"t=0 0\r\nm=audio {port} RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n"
+        f"a=rtpmap:8 PCMA/8000\r\na=sendrecv\r\na=rtcp:{port + 1}\r\n"
+    )
+
+
+def media_port(message: Sip) -> int:
+    match = re.search(r"^m=audio (\d+) ", message.body, re.MULTILINE)
+    assert match is not None, message.body
+    return int(match.group(1))

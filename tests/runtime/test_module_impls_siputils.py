@@ -278,6 +278,29 @@ def test_is_first_hop_reply_from_the_record_route_address_is_a_loop() -> None:
     assert siputils.is_first_hop(_reply_ctx("<sip:127.0.0.1:50611;lr>", "127.0.0.1", 50611), 1) == 1
 
 
+def test_is_first_hop_reply_knows_the_engines_listen_sockets() -> None:
+    """A cfg without ``listen=`` (the stock one: the socket comes from the command
+    line) and a reply received on a worker's reply socket (several workers): the top
+    Record-Route names the listen socket, which only the engine knows. Kamailio
+    (one socket, its cfg's or its ``-l``) calls that a first hop: measured with the
+    stock cfg, WITH_NAT, ``-l udp:127.0.0.1:PORT``, tests/integration/test_stock_nat.py
+    (bob's 180 and 200 get ``set_contact_alias()``)."""
+    proc = Process(engine=FakeEngine(myself={("127.0.0.1", 50611)}), config=Config())
+    ctx = Context(
+        proc,
+        parse_message(reply("<sip:127.0.0.1:50611;lr;nat=yes>")),
+        Received("127.0.0.1", 41234, "127.0.0.1", 40000),
+    )
+    assert siputils.is_first_hop(ctx) == 1
+    other = Process(engine=FakeEngine(myself={("127.0.0.1", 50612)}), config=Config())
+    ctx = Context(
+        other,
+        parse_message(reply("<sip:127.0.0.1:50611;lr;nat=yes>")),
+        Received("127.0.0.1", 41234, "127.0.0.1", 40000),
+    )
+    assert siputils.is_first_hop(ctx) == -1
+
+
 # -- pv module -------------------------------------------------------------------------
 
 

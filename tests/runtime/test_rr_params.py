@@ -9,7 +9,14 @@ Expected values marked "measured" come from Kamailio 5.6.3 on loopback
 from __future__ import annotations
 
 import pytest
-from kcc_runtime.context import BranchContext, Context, FailureContext, Received, RequestContext
+from kcc_runtime.context import (
+    BranchContext,
+    Context,
+    FailureContext,
+    Received,
+    ReplyContext,
+    RequestContext,
+)
 from kcc_runtime.modules import core, rr, tm
 from kcc_runtime.pv import accessor
 from kcc_runtime.sip import Request
@@ -166,6 +173,62 @@ def test_route_checks_after_loose_route(
     assert rr.is_direction(ctx, "downstream") == down
     assert rr.is_direction(ctx, "upstream") == -down
     assert rr.is_direction(ctx, "sideways") == -1
+
+
+def test_route_checks_in_branch_and_failure_routes_see_the_requests_loose_route() -> None:
+    """``check_route_param``/``is_direction`` in a branch route and a failure route
+    answer for the transaction's request, as ``loose_route()`` left it in the request
+    route (rr keys its routed params by message id; the branch route runs on the
+    request, the failure route on a copy with the same id). Measured through the
+    stock cfg with WITH_NAT on Kamailio 5.6.3: a BYE with ``;nat=yes`` in its Route
+    gets its rtpengine ``delete`` from ``route[NATMANAGE]`` called by
+    ``branch_route[MANAGE_BRANCH]`` (tests/integration/test_stock_nat.py). A reply
+    is another message (another id; read in rr's source, not measured): in the
+    reply route nothing is routed (-1, downstream)."""
+    nat = compile_posix_ere("nat=yes")
+    seen: list[tuple[str, int, int]] = []
+
+    def check(where: str, ctx: Context) -> int:
+        seen.append((where, rr.check_route_param(ctx, nat), rr.is_direction(ctx, "upstream")))
+        return 1
+
+    def branch(ctx: BranchContext) -> int:
+        return check("branch", ctx)
+
+    def on_reply(ctx: ReplyContext) -> int:
+        return check("reply", ctx)
+
+    def failure(ctx: FailureContext) -> int:
+        return check("failure", ctx)
+
+    def route(ctx: RequestContext) -> int:
+        assert rr.loose_route(ctx) == 1
+        check("request", ctx)
+        tm.t_on_branch(ctx, branch)
+        tm.t_on_reply(ctx, on_reply)
+        tm.t_on_failure(ctx, failure)
+        return ctx.action(tm.t_relay(ctx))
+
+    bye = (
+        b"BYE sip:bob@127.0.0.1:5081 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:5170;branch=z9hG4bK-rp1;rport\r\n"
+        b"Route: <sip:127.0.0.1:5160;lr;ftag=zz;nat=yes>\r\n"
+        b"Max-Forwards: 70\r\n"
+        b"From: <sip:alice@example.com>;tag=a1\r\n"
+        b"To: <sip:bob@example.com>;tag=bt\r\n"
+        b"Call-ID: rp1@example.com\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    )
+    p, _ = plain(route)
+    [fwd] = p.receive(bye, CALLER, ME)
+    assert fwd.dst == B1
+    assert b"nat=yes" not in fwd.data  # our Route entry is gone
+    p.receive(answer(fwd.data, 486, "Busy"), B1, ME)
+    assert seen == [
+        ("request", 1, 1),
+        ("branch", 1, 1),
+        ("reply", -1, -1),
+        ("failure", 1, 1),
+    ]
 
 
 def test_route_uri_without_route_is_null() -> None:

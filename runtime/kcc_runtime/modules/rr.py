@@ -248,6 +248,33 @@ def _routed(ctx: Context, uri: str) -> None:
     ctx.rr_routed_params = None if not params else ";" + params
 
 
+#: the route kinds that run on the transaction's request (Kamailio's faked request of
+#: a failure route keeps the request's ``msg->id``; a branch route runs on the request
+#: itself), where ``loose_route``'s routed params of the request route still apply
+_ON_THE_REQUEST = Route.BRANCH | Route.FAILURE | Route.BRANCH_FAILURE
+
+
+def _routed_params(ctx: Context) -> str | None:
+    """The parameters of our own Route entry ``loose_route()`` consumed for the
+    message ``ctx`` runs on (rr's ``routed_params``).
+
+    Kamailio keeps them per process with the id of the message they belong to and
+    answers for any message with that id: a branch route, a failure route and a
+    ``tm:branch-failure`` event route run on the transaction's request (the same id),
+    so ``check_route_param``/``is_direction`` there see what ``loose_route()`` found
+    in the request route; a reply has an id of its own, so in a reply route nothing is
+    routed. Measured on Kamailio 5.6.3 with the stock cfg (``WITH_NAT``,
+    tests/integration/test_stock_nat.py): a BYE whose Route carries ``;nat=yes``
+    from a caller without NAT reaches ``rtpengine_manage`` (its ``delete``) only
+    through ``check_route_param("nat=yes")`` in ``route[NATMANAGE]`` called from
+    ``branch_route[MANAGE_BRANCH]``, and the delete is sent. Here the request route's
+    context is the transaction's (``Cell.ctx``)."""
+    routed = ctx.rr_routed_params
+    if routed is None and ctx.kind & _ON_THE_REQUEST and ctx.tm_cell is not None:
+        routed = ctx.tm_cell.ctx.rr_routed_params
+    return routed
+
+
 def _after_strict(ctx: Context, msg: Request, entries: list[_Entry]) -> int:
     _routed(ctx, current_ruri(ctx) or "")
     first = _parse_sip(entries[0].uri)
@@ -328,7 +355,7 @@ def check_route_param(ctx: Context, pattern: re.Pattern[str]) -> int:
     its ``;`` and ends before any ``?headers``; measured on Kamailio 5.6.3: for
     ``Route: <sip:127.0.0.1:5360;lr;ftag=a1;nat=yes>`` both ``nat=yes`` and
     ``^;lr;ftag`` match; with only a foreign Route neither does."""
-    routed = ctx.rr_routed_params
+    routed = _routed_params(ctx)
     if routed is None:
         return -1
     return 1 if pattern.search(routed) else -1
@@ -351,7 +378,7 @@ def is_direction(ctx: Context, direction: str) -> int:
         log.error("is_direction: unknown direction %r", direction)
         return -1
     found = "downstream"
-    routed = ctx.rr_routed_params
+    routed = _routed_params(ctx)
     ftag = None if routed is None else _uri_param(routed, "ftag")
     if ftag:
         try:
