@@ -34,6 +34,7 @@ from kcc_runtime.shared import SharedStore
 from kcc_runtime.values import Value
 
 if TYPE_CHECKING:
+    from kcc_runtime.kw import Myself
     from kcc_runtime.location import LocationStore
     from kcc_runtime.pike import PikeTree
     from kcc_runtime.router import Config
@@ -249,6 +250,10 @@ class Process:
     #: the compiled cfg's globals, modules and custom cfg variables (``myself``,
     #: ``@cfg_get``): set by the router; None in a bare test process
     config: Config | None = None
+    #: what ``myself`` matches: the cfg's listen addresses and aliases plus the
+    #: sockets the proxy really listens on (``--listen``, Kamailio's ``-l``): set by
+    #: the engine; None in a bare test process (the cfg's own then)
+    myself: Myself | None = None
     #: usrloc's location database (:mod:`kcc_runtime.location`): opened by the
     #: registrar on first use, in the worker (after the fork)
     location: LocationStore | None = None

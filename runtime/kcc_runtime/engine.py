@@ -453,6 +453,7 @@ class Proxy:
         #: the socket the message being processed came in on
         self._local: Socket | None = None
         self.process: Process = router.process(self, shared=shared)
+        self.process.myself = self.myself  # `uri == myself` knows the --listen sockets
         self.tm = Tm(self, {n: v for m, n, v in config.modparams if m == "tm"})
         #: what the cfg's modules run on this worker's timer (nathelper's keepalives):
         #: their export tables' ``timers``, built for this engine

@@ -354,8 +354,12 @@ _EMPTY: Final = Myself()
 
 
 def _myself(ctx: Context) -> Myself:
-    config = ctx.proc.config
-    return _EMPTY if config is None else config.myself
+    """The engine's identities (the cfg's and the command line's sockets), else the
+    cfg's."""
+    proc = ctx.proc
+    if proc.myself is not None:
+        return proc.myself
+    return _EMPTY if proc.config is None else proc.config.myself
 
 
 def _received_socket(ctx: Context) -> tuple[str, int]:

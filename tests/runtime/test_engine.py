@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kcc_runtime import kw
 from kcc_runtime.context import EventContext, RequestContext, ScriptExit
 from kcc_runtime.engine import Outgoing, Proxy, Socket, forward_branch, sl_to_tag
 from kcc_runtime.location import Contact, LocationStore
@@ -737,3 +738,21 @@ def test_module_timers_run_on_the_engine_timer() -> None:
     # the NATed contact (no sipping flag) gets the 4-byte keepalive
     assert [(o.data, o.dst) for o in out] == [(b"\0\0\0\0", ("127.0.0.1", 5099))]
     assert proxy(Router(config=Config(modules=("usrloc",)))).module_timers == []
+
+
+def test_myself_knows_the_sockets_given_on_the_command_line() -> None:
+    """A cfg without ``listen=`` (the stock one) run with ``--listen``: ``uri ==
+    myself`` and ``src_ip == myself`` know that socket wherever the message came in
+    (Kamailio's ``-l`` adds to its socket list too)."""
+    seen: list[int] = []
+
+    def route(ctx: RequestContext) -> int:
+        seen.append(kw.uri_is_myself(ctx, "sip:alice@127.0.0.1:5960"))
+        seen.append(kw.uri_is_myself(ctx, "sip:alice@127.0.0.1:5961"))
+        seen.append(kw.ip_is_myself(ctx, "127.0.0.1"))
+        return 1
+
+    p = proxy(Router(config=Config(), request=route))
+    reply_socket = Socket("udp", "127.0.0.2", 40001)
+    p.receive(INVITE, CLIENT, reply_socket)  # not the listening socket
+    assert seen == [1, 0, 1]
