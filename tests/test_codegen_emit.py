@@ -537,3 +537,94 @@ def test_unknown_transaction_attribute_is_refused(tmp_path: Path) -> None:
     text = failed.value.diagnostics
     assert "error[E0903]: the pseudo-variable `$T(reply_reason)` is not supported" in text
     assert text.count("error[") == 1  # $T(id_label) is known
+
+
+# -- debugger's cfgtrace ----------------------------------------------------------------
+
+TRACE_HEAD = HEAD + 'loadmodule "textops.so"\nloadmodule "debugger.so"\n'
+TRACE_BODY = """request_route {
+\t$var(x) = 1;
+\tif (is_method("OPTIONS"))
+\t\txlog("L_INFO", "o\\n");
+\tswitch ($var(x)) {
+\t\tcase 0: $var(a) = 0;
+\t\tcase 1: $var(a) = 1;
+\t\tcase 2: $var(a) = 2;
+\t\tcase 3: break;
+\t}
+\troute(R);
+\texit;
+}
+route[R] {
+\treturn;
+}
+"""
+
+
+@pytest.mark.parametrize("value", ["0", "2"])
+def test_cfgtrace_off_emits_nothing(tmp_path: Path, value: str) -> None:
+    """Only cfgtrace 1 turns the trace on (Kamailio's ``dbg_init_mypid``); otherwise
+    the code is the same as without the debugger."""
+    head = TRACE_HEAD + f'modparam("debugger", "cfgtrace", {value})\n'
+    source = build(tmp_path, TRACE_BODY, head=head)
+    assert "debugger.cfgtrace(" not in source and "SITE_" not in source
+    assert "from kcc_runtime.modules import textops, xlog\n" in source
+    plain = build(tmp_path, TRACE_BODY, name="p.cfg", head=TRACE_HEAD + "# plain\n")
+    assert route_source(source) == route_source(plain).replace("p.cfg", "t.cfg")
+
+
+def test_cfgtrace_calls_carry_kamailio_numbers(tmp_path: Path) -> None:
+    head = TRACE_HEAD + 'modparam("debugger", "cfgtrace", 1)\n'
+    source = build(tmp_path, TRACE_BODY, head=head)
+    assert 'SITE_1: Final = debugger.Site("t.cfg", "DEFAULT_ROUTE")' in source
+    assert 'SITE_2: Final = debugger.Site("t.cfg", "R")' in source
+    calls = [
+        line.split("debugger.cfgtrace(ctx, ")[1].split(")")[0]
+        for line in source.splitlines()
+        if "debugger.cfgtrace(" in line
+    ]
+    # head is 7 lines: request_route is line 8; the if's line is the next token's
+    # (the switch, line 12); cases 0..3 make a jump table (20); break is DROP_T "exit"
+    assert calls == [
+        'SITE_1, 9, 63, "assign"',
+        'SITE_1, 12, 16, "if"',
+        'SITE_1, 10, 25, "is_method"',
+        'SITE_1, 11, 26, "xlog"',
+        'SITE_1, 17, 20, "switch"',
+        'SITE_1, 13, 63, "assign"',
+        'SITE_1, 14, 63, "assign"',
+        'SITE_1, 15, 63, "assign"',
+        'SITE_1, 16, 2, "exit"',
+        'SITE_1, 18, 5, "route"',
+        'SITE_1, 19, 2, "exit"',
+        'SITE_2, 22, 2, "return"',
+    ]
+
+
+def test_cfgtrace_runs_and_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    head = TRACE_HEAD + 'modparam("debugger", "cfgtrace", 1)\n'
+    module = load(tmp_path, build(tmp_path, TRACE_BODY, head=head))
+    proc = Process(engine=fake_engine(), modparams={("debugger", "cfgtrace"): 1})
+    caplog.set_level("DEBUG", logger="kcc_runtime.debugger")
+    with pytest.raises(Exception) as raised:
+        run(module, proc)
+    assert type(raised.value).__name__ == "ScriptExit"
+    path = os.path.abspath("t.cfg")
+    lines = [r.getMessage() for r in caplog.records if r.name == "kcc_runtime.debugger"]
+    assert lines[0] == (
+        "*** cfgtrace:dbg_cfg_trace(): request_route=[DEFAULT_ROUTE]"
+        f" c=[{path}] l=9 a=63 n=assign\n"
+    )
+    assert [line.rsplit(" l=", 1)[1] for line in lines] == [
+        "9 a=63 n=assign\n",
+        "12 a=16 n=if\n",
+        "10 a=25 n=is_method\n",
+        "11 a=26 n=xlog\n",
+        "17 a=20 n=switch\n",
+        "14 a=63 n=assign\n",
+        "15 a=63 n=assign\n",
+        "16 a=2 n=exit\n",
+        "18 a=5 n=route\n",
+        "22 a=2 n=return\n",
+        "19 a=2 n=exit\n",
+    ]

@@ -685,6 +685,8 @@ class CodeGenerator:
         for entry in table.entries.values():
             for use in entry.uses:
                 self._flag_names[_span_key(use.span)] = (use.name, use.number)
+        self._cfgtrace = cfgtrace_enabled(sema.config)
+        self._trace_route: str | None = None
         self._route_names: dict[int, str] = {}
         for route in sema.route_blocks():
             if sema.routes.get(route_key(route)) is route:
@@ -1073,6 +1075,7 @@ class CodeGenerator:
     def emit_route(self, route: ast.Route) -> cst.FunctionDef:
         fn = self._route_names[id(route)]
         self._scope = _Scope(self.names.child())
+        self._trace_route = trace_route_name(route)
         body = self.body(route.body.stmts, tail=True)
         ctx_type = self._context_type(self._route_kinds(route))
         self._scope = None
@@ -1159,7 +1162,7 @@ class CodeGenerator:
             case ast.Block(stmts=stmts):
                 return self.body(stmts, tail=True)
             case ast.IfStmt():
-                return self.emit_if_stmt(stmt, tail=True)
+                return [*self._stmt_trace(stmt), *self.emit_if_stmt(stmt, tail=True)]
         return self.stmt(stmt)
 
     def stmt(self, stmt: ast.Stmt) -> list[cst.BaseStatement]:
@@ -1168,7 +1171,50 @@ class CodeGenerator:
         )
         self.scope.pre = []
         out = method(stmt)
-        return out
+        return [*self._stmt_trace(stmt), *out]
+
+    # -- debugger's cfgtrace (only when the cfg turns it on) ----------------------------
+
+    def _trace_call(self, span: Span, line: int, action: int, name: str) -> cst.BaseExpression:
+        """``debugger.cfgtrace(ctx, SITE_n, line, action, "name")``: logs the action and
+        gives ``ctx`` back (so it can stand where a call's ``ctx`` argument is)."""
+        self.modules.add("debugger")
+        site = span.use_site()
+        path, route = site.file.path, self._trace_route or ""
+        const = self.constant(
+            ("cfgtrace-site", path, route),
+            "SITE",
+            lambda: _call(_attr("debugger", "Site"), _str(path), _str(route)),
+            span,
+        )
+        return _call(
+            _attr("debugger", "cfgtrace"),
+            _name("ctx"),
+            _name(const),
+            _int(line),
+            _int(action),
+            _str(name),
+        )
+
+    def _stmt_trace(self, stmt: ast.Stmt) -> list[cst.BaseStatement]:
+        """The trace line of a statement that is one Kamailio action (a call traces
+        itself, where it is evaluated: :meth:`_traced_ctx`)."""
+        if not self._cfgtrace:
+            return []
+        found = statement_action(stmt)
+        if found is None:
+            return []
+        line, action, name = found
+        return [self._simple(cst.Expr(self._trace_call(stmt.span, line, action, name)), stmt.span)]
+
+    def _traced_ctx(self, call: ast.Call) -> cst.BaseExpression:
+        """The ``ctx`` a call passes: traced first when cfgtrace is on."""
+        if not self._cfgtrace:
+            return _name("ctx")
+        info = self.sema.resolved.get(id(call))
+        module = info.module if info is not None else "core"
+        action, name = call_action(call, module)
+        return self._trace_call(call.span, _end_line(call.span), action, name)
 
     def _take_pre(self) -> list[cst.BaseStatement]:
         pre, self.scope.pre = self.scope.pre, []
@@ -1395,11 +1441,15 @@ class CodeGenerator:
         branches: list[tuple[cst.BaseExpression | None, list[cst.BaseStatement], Span]] = []
         for group in groups:
             body_stmts = list(group[-1].body)
+            ending: list[cst.BaseStatement] = []
             if body_stmts and isinstance(body_stmts[-1], ast.BreakStmt):
+                ending = self._stmt_trace(body_stmts[-1])  # the break still runs
                 body_stmts = body_stmts[:-1]
             self.scope.breakable += 1
             body = self.body(body_stmts, tail=False)
             self.scope.breakable -= 1
+            if ending and not _terminates(body):
+                body.extend(ending)
             if any(c.value is None for c in group):
                 if body:
                     branches.append((None, body, group[0].span))
@@ -1903,11 +1953,15 @@ class CodeGenerator:
             block = self.sema.routes.get((ast.RouteKind.ROUTE, static))
             if block is None or id(block) not in self._route_names:
                 raise _Refusal(call.span, f"`route({static})` of a block that does not exist")
-            return _call(_attr("ctx", "route"), _name(self._route_names[id(block)]))
+            return _call(
+                cst.Attribute(value=self._traced_ctx(call), attr=_name("route")),
+                _name(self._route_names[id(block)]),
+            )
         if target is None:
             raise _Refusal(call.span, "`route()` without a name")
+        ctx = self._traced_ctx(call)
         name = _call(_attr(self._use("v"), "to_str"), self.value(target))
-        return _call(_attr("ctx", "route_by_name"), name)
+        return _call(cst.Attribute(value=ctx, attr=_name("route_by_name")), name)
 
     def module_call(self, call: ast.Call) -> cst.BaseExpression:
         info = self.sema.resolved.get(id(call))
@@ -1916,7 +1970,7 @@ class CodeGenerator:
         impl = info.cmd.impl
         self.modules.add(info.module)
         classes = param_classes(impl)
-        args: list[cst.BaseExpression] = [_name("ctx")]
+        args: list[cst.BaseExpression] = [self._traced_ctx(call)]
         for position, arg in enumerate(call.args):
             spec = info.cmd.args[position] if position < len(info.cmd.args) else None
             kind = spec.kind if spec is not None else ArgKind.ANY
@@ -2032,6 +2086,234 @@ class CodeGenerator:
 
 
 # -- helpers over the AST -----------------------------------------------------------------
+
+
+# -- debugger's cfgtrace: Kamailio's action numbers, names and lines ------------------------
+#
+# Kamailio's ``dbg_cfg_trace`` prints, for each action it runs, ``action->type`` (the
+# ``action_type`` enum of ``src/core/route_struct.h`` after the start-up fixups), the
+# name ``debugger_act.c`` gives that type (the exported name for a module function)
+# and ``action->cline``: the line of the token the parser had read when it built the
+# action. That is the statement's last token for a call, an assignment (its ``;``), a
+# ``return``/``exit``/``drop``/``break``, a ``while`` and a ``switch`` (their ``}``), and
+# an ``if`` with ``else`` (the end of the ``else`` branch, recursively), but the *next*
+# token after an ``if`` without ``else`` (the parser reads it to know no ``else``
+# follows). Measured on Kamailio 5.6.3 with probe configs (``tests/test_codegen_emit.py``
+# names the cases); the numbers below are the enum's.
+
+_DROP_T: Final = 2
+_ROUTE_T: Final = 5
+_IF_T: Final = 16
+_BLOCK_T: Final = 18
+_EVAL_T: Final = 19
+_SWITCH_JT_T: Final = 20
+_SWITCH_COND_T: Final = 21
+_MATCH_COND_T: Final = 22
+_WHILE_T: Final = 23
+_MODULE0_T: Final = 24
+_MODULEX_T: Final = 31
+_MODULE1_RVE_T: Final = 32
+_MODULEX_RVE_T: Final = 38
+_ASSIGN_T: Final = 63
+#: ``fix_switch``: a jump table only spans case values closer than this
+_MAX_JT_SIZE: Final = 100
+
+#: core actions (``cfg.y`` keywords, kcc's ``core`` module) -> (action type, name)
+CORE_ACTIONS: Final[Mapping[str, tuple[int, str]]] = {
+    "forward": (1, "forward"),
+    "log": (3, "log"),
+    "error": (4, "error"),
+    "exec": (6, "exec"),
+    **dict.fromkeys(("rewritehost", "sethost", "seth"), (7, "sethost")),
+    **dict.fromkeys(("rewritehostport", "sethostport", "sethp"), (8, "sethostport")),
+    **dict.fromkeys(("rewriteuser", "setuser", "setu"), (9, "setuser")),
+    **dict.fromkeys(("rewriteuserpass", "setuserpass", "setup"), (10, "setuserpass")),
+    **dict.fromkeys(("rewriteport", "setport", "setp"), (11, "setport")),
+    **dict.fromkeys(("rewriteuri", "seturi"), (12, "seturi")),
+    **dict.fromkeys(
+        ("rewritehostporttrans", "sethostporttrans", "sethpt"), (13, "sethostporttrans")
+    ),
+    "userphone": (15, "setuserphone"),
+    "setflag": (39, "setflag"),
+    "resetflag": (40, "resetflag"),
+    "isflagset": (41, "isflagset"),
+    "prefix": (44, "prefix"),
+    "strip": (45, "strip"),
+    "strip_tail": (46, "striptail"),
+    # debugger_act.c has no name for these two: "unknown"
+    "remove_branch": (48, "unknown"),
+    "clear_branches": (49, "unknown"),
+    "revert_uri": (50, "reverturi"),
+    "forward_tcp": (51, "forward_tcp"),
+    "forward_udp": (52, "forward_udp"),
+    "forward_tls": (53, "forward_tls"),
+    "forward_sctp": (54, "forward_sctp"),
+    **dict.fromkeys(("force_rport", "add_rport"), (55, "force_rport")),
+    "add_local_rport": (56, "add_local_rport"),
+    "set_advertised_address": (57, "set_adv_addr"),
+    "set_advertised_port": (58, "set_adv_port"),
+    **dict.fromkeys(("force_tcp_alias", "add_tcp_alias"), (59, "force_tcp_alias")),
+    "force_send_socket": (62, "force_send_socket"),
+    "udp_mtu_try_proto": (65, "udp_mtu_try_proto"),
+    "set_forward_no_connect": (66, "set_fwd_no_connect"),
+    "set_reply_no_connect": (67, "set_rpl_no_connect"),
+    "set_forward_close": (68, "set_fwd_close"),
+    "set_reply_close": (69, "set_rpl_close"),
+    "cfg_select": (70, "unknown"),
+    "cfg_reset": (71, "unknown"),
+}
+
+
+def cfgtrace_enabled(config: ast.Config) -> bool:
+    """The cfg loads ``debugger`` and its last ``modparam("debugger", "cfgtrace", N)``
+    is 1 (Kamailio's ``dbg_init_mypid`` turns the trace on for exactly 1)."""
+    loaded: list[str] = []
+    value: int | None = None
+    for item in config.items:
+        match item:
+            case ast.LoadModule(path=path):
+                loaded.append(module_name(path.value))
+            case ast.ModParam(module=pattern, param=param, value=ast.Number(value=number)):
+                if param.value == "cfgtrace" and "debugger" in (
+                    modparam_modules(pattern.value, loaded) or []
+                ):
+                    value = number
+    return "debugger" in loaded and value == 1
+
+
+def trace_route_name(route: ast.Route) -> str:
+    """Kamailio's ``action->rname`` for the actions of ``route``: the block's name, or
+    the lexer's default for an unnamed block (``DEFAULT_ROUTE`` for request_route,
+    ``DEFAULT_ONREPLY`` for onreply_route/reply_route, both measured)."""
+    if route.name is not None and route.kind is not ast.RouteKind.REQUEST:
+        return route.name
+    return {
+        ast.RouteKind.ONREPLY: "DEFAULT_ONREPLY",
+        ast.RouteKind.REPLY: "DEFAULT_ONREPLY",
+        ast.RouteKind.ONSEND: "DEFAULT_ONSEND",
+        ast.RouteKind.FAILURE: "DEFAULT_FAILURE",
+        ast.RouteKind.BRANCH: "DEFAULT_BRANCH",
+    }.get(route.kind, "DEFAULT_ROUTE")
+
+
+def _end_line(span: Span) -> int:
+    """The line of the last character of ``span`` (where the user wrote it)."""
+    site = span.use_site()
+    return site.file.line_col(max(site.start, site.end - 1))[0]
+
+
+def _next_token_line(span: Span) -> int:
+    """The line of the first token after ``span``: whitespace, ``#``/``//`` line
+    comments (and preprocessor lines) and ``/* */`` comments are skipped."""
+    site = span.use_site()
+    text = site.file.text
+    pos = site.end
+    while pos < len(text):
+        char = text[pos]
+        if char.isspace():
+            pos += 1
+        elif char == "#" or text.startswith("//", pos):
+            end = text.find("\n", pos)
+            pos = len(text) if end < 0 else end
+        elif text.startswith("/*", pos):
+            end = text.find("*/", pos + 2)
+            pos = len(text) if end < 0 else end + 2
+        else:
+            break
+    return site.file.line_col(min(pos, max(0, len(text) - 1)))[0]
+
+
+def if_line(stmt: ast.IfStmt) -> int:
+    """``action->cline`` of an ``if``: the next token's line without ``else``, else
+    that of the ``else`` branch's end (an ``else if`` without ``else``: its next
+    token's)."""
+    if stmt.else_ is None:
+        return _next_token_line(stmt.span)
+    if isinstance(stmt.else_, ast.IfStmt):
+        return if_line(stmt.else_)
+    return _end_line(stmt.else_.span)
+
+
+def _has_side_effects(expr: ast.Expr) -> bool:
+    return any(isinstance(n, ast.Call | ast.AssignExpr | ast.BlockExpr) for n in _iter_exprs(expr))
+
+
+def switch_action(stmt: ast.SwitchStmt) -> tuple[int, str]:
+    """The action a ``switch`` becomes after Kamailio's ``fix_switch``/``fix_match``:
+    no case at all -> ``block`` (``eval`` when the subject has side effects); only a
+    ``default``, or a constant subject -> ``block``; string or regex cases -> ``case``
+    (MATCH_COND_T); int cases -> a jump table (more than 3 values within 100 of the
+    smallest one counted) or a condition table. Measured: 2 int cases -> 21, cases
+    0..3 -> 20, string cases -> 22."""
+    labelled = [c for c in stmt.cases if c.value is not None]
+    if not stmt.cases:
+        return (_EVAL_T, "eval") if _has_side_effects(stmt.subject) else (_BLOCK_T, "block")
+    if not labelled:
+        return _BLOCK_T, "block"
+    if is_constant(stmt.subject) and not _has_side_effects(stmt.subject):
+        return _BLOCK_T, "block"
+    if labelled[0].is_regex or not isinstance(labelled[0].value, ast.Number):
+        return _MATCH_COND_T, "case"
+    values = [rv.wrap32(c.value.value) for c in labelled if isinstance(c.value, ast.Number)]
+    best, start, end = 3, 0, 0
+    for first in values:
+        last, hits = first, 1
+        for other in values:
+            if other <= first:
+                continue
+            if other < last:
+                hits += 1
+            elif other - first < _MAX_JT_SIZE:
+                last = other
+                hits += 1
+        if hits > best:
+            best, start, end = hits, first, last
+            if hits == len(values):
+                break
+    if start != end:
+        return _SWITCH_JT_T, "switch"
+    return _SWITCH_COND_T, "switch"
+
+
+def _arg_constant(arg: ast.Expr) -> bool:
+    """A function argument Kamailio keeps as a fixed parameter (not an RVE)."""
+    return isinstance(arg, ast.Name | ast.Host | ast.IPAddr | ast.Subnet) or is_constant(arg)
+
+
+def call_action(call: ast.Call, module: str) -> tuple[int, str]:
+    """Action type and name of a call: ``route`` (5), a core action (its own type),
+    or a module function: MODULE<n>_T for n constant parameters, MODULE<n>_RVE_T when
+    one is an expression (measured: ``t_relay()`` 24, ``is_method("X")`` 25,
+    ``xlog(a, b)`` 26, ``t_set_fr($var(c))`` 32, ``t_set_fr(2000, $var(c))`` 33)."""
+    if call.name == "route":
+        return _ROUTE_T, "route"
+    if module == "core" and call.name in CORE_ACTIONS:
+        return CORE_ACTIONS[call.name]
+    count = len(call.args)
+    if all(_arg_constant(a) for a in call.args):
+        return min(_MODULE0_T + count, _MODULEX_T), call.name
+    return min(_MODULE1_RVE_T + count - 1, _MODULEX_RVE_T), call.name
+
+
+def statement_action(stmt: ast.Stmt) -> tuple[int, int, str] | None:
+    """(line, action type, name) of a statement that is one action of its own; None
+    for a call (traced where it is evaluated), a block and ``;``."""
+    match stmt:
+        case ast.AssignStmt():
+            return _end_line(stmt.span), _ASSIGN_T, "assign"
+        case ast.IfStmt():
+            return if_line(stmt), _IF_T, "if"
+        case ast.SwitchStmt():
+            return (_end_line(stmt.span), *switch_action(stmt))
+        case ast.WhileStmt():
+            return _end_line(stmt.span), _WHILE_T, "while"
+        case ast.ReturnStmt():
+            return _end_line(stmt.span), _DROP_T, "return"
+        case ast.DropStmt():
+            return _end_line(stmt.span), _DROP_T, "drop"
+        case ast.ExitStmt() | ast.BreakStmt():  # break: DROP_T without a name of its own
+            return _end_line(stmt.span), _DROP_T, "exit"
+    return None
 
 
 def _describe(route: ast.Route) -> str:

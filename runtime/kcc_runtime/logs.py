@@ -16,6 +16,11 @@ of ``kcc_runtime.<module>`` for a cfg module name are that module; the rest is
 ``<core>``. The script's text is written as is: ``xlog`` messages carry their own
 ``\\n`` (as in Kamailio); a line is ended only when the text does not end one.
 
+A record may carry its own level word (``extra={LEVEL_WORD: "exec"}``, Kamailio's
+``LOG__`` with a level name, as the debugger's ``log_level_name``) and ask for the bare
+form (``extra={BARE: True}``): ``<rank>(<pid>) <word>: <text>``, the text carrying its
+own prefix, as Kamailio prints its cfgtrace lines (measured, ``modules/debugger.py``).
+
 Levels follow Kamailio's numeric ``debug`` levels (``dprint.h``): -5 ALERT, -4 BUG,
 -3/-2 CRITICAL, -1 ERROR, 0 WARNING, 1 NOTICE, 2 INFO, 3 DEBUG; a record is shown when
 its level is at or above the threshold of the configured one (:func:`parse_level`).
@@ -30,7 +35,9 @@ from typing import Final, TextIO
 
 __all__ = [
     "ALERT",
+    "BARE",
     "BUG",
+    "LEVEL_WORD",
     "NOTICE",
     "KamailioFormatter",
     "kamailio_level_name",
@@ -45,6 +52,11 @@ NOTICE: Final = logging.INFO + 5
 #: printed with their own words
 BUG: Final = logging.CRITICAL + 5
 ALERT: Final = logging.CRITICAL + 10
+
+#: ``LogRecord`` attribute: the level word to print instead of the level's own
+LEVEL_WORD: Final = "kamailio_level_word"
+#: ``LogRecord`` attribute: print ``<rank>(<pid>) <word>: <text>`` only
+BARE: Final = "kamailio_bare"
 
 #: Kamailio's numeric levels as ``logging`` thresholds
 _NUMERIC: Final = {
@@ -157,9 +169,12 @@ class KamailioFormatter(logging.Formatter):
         text = record.getMessage()
         if record.exc_info:
             text = text.rstrip("\n") + "\n" + self.formatException(record.exc_info)
-        head = f"{_state['rank']:2d}({os.getpid()}) {kamailio_level_name(record.levelno)}: "
+        word = getattr(record, LEVEL_WORD, None) or kamailio_level_name(record.levelno)
+        head = f"{_state['rank']:2d}({os.getpid()}) {word}: "
         module = _module_of(record.name)
-        if module is None:
+        if getattr(record, BARE, False):
+            line = f"{head}{text}"
+        elif module is None:
             line = f"{head}<script>: {text}"
         else:
             place = f"{record.filename}:{record.lineno}"
