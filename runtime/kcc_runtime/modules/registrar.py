@@ -205,32 +205,28 @@ def _str_param(ctx: Context, module: str, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _xavp_cfg_int(ctx: Context, name: str) -> int | None:
-    """``$xavp(<xavp_cfg>=>name)`` as an int (Kamailio's
-    ``xavp_get_child_with_ival``), None when unset."""
+def _xavp_cfg_value(ctx: Context, name: str) -> object:
+    """The first value of field ``name`` of ``$xavp(<xavp_cfg>)`` (Kamailio's
+    ``xavp_get_child``), None when unset."""
     root_name = _str_param(ctx, "registrar", "xavp_cfg")
     if not root_name:
         return None
     roots = xavp_store(ctx).get(root_name)
     if not roots:
         return None
-    for field, value in roots[0].fields:
-        if field == name:
-            return value if isinstance(value, int) else None
-    return None
+    return next((value for field, value in roots[0].fields if field == name), None)
+
+
+def _xavp_cfg_int(ctx: Context, name: str) -> int | None:
+    """``$xavp(<xavp_cfg>=>name)`` as an int (``xavp_get_child_with_ival``)."""
+    value = _xavp_cfg_value(ctx, name)
+    return value if isinstance(value, int) else None
 
 
 def _xavp_cfg_str(ctx: Context, name: str) -> str | None:
-    root_name = _str_param(ctx, "registrar", "xavp_cfg")
-    if not root_name:
-        return None
-    roots = xavp_store(ctx).get(root_name)
-    if not roots:
-        return None
-    for field, value in roots[0].fields:
-        if field == name:
-            return value if isinstance(value, str) else None
-    return None
+    """``$xavp(<xavp_cfg>=>name)`` as a string (``xavp_get_child_with_sval``)."""
+    value = _xavp_cfg_value(ctx, name)
+    return value if isinstance(value, str) else None
 
 
 def location_store(ctx: Context) -> loc.LocationStore:
