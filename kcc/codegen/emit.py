@@ -795,9 +795,38 @@ class CodeGenerator:
             *self._missing_functions(calls),
             *self._missing_pvs(uses),
             *unsupported_databases(self.sema.config, build=True),
+            *self._unsupported_params(),
         ]
         if diagnostics:
             raise BuildError(diagnostics)
+
+    def _unsupported_params(self) -> list[Diagnostic]:
+        """E0905 for a ``modparam`` the runtime's export table marks as not
+        implemented (``ModParam.implemented``): the cfg would run without what the
+        parameter asks for (acc's ``db_flag``: accounting to a database)."""
+        from kcc_runtime import modules
+
+        diagnostics = []
+        for item in self.sema.config.items:
+            if not isinstance(item, ast.ModParam):
+                continue
+            exports = modules.get(item.module.value)
+            if exports is None:
+                continue
+            param = next((p for p in exports.params if p.name == item.param.value), None)
+            if param is None or param.implemented:
+                continue
+            diagnostics.append(
+                Diagnostic.error(
+                    "E0905",
+                    f"module parameter `{exports.name}.{param.name}` is not supported by "
+                    "the kcc runtime yet",
+                    item.param.span,
+                    "the runtime does not do what this asks for",
+                    help="remove it (or its `#!define` switch) to build; `kcc check` accepts it",
+                )
+            )
+        return diagnostics
 
     def _missing_pvs(
         self, uses: Iterable[ast.PVar | ast.Select | ast.AssignStmt | ast.AssignExpr]

@@ -165,6 +165,10 @@ class ModParam:
     repeatable: bool = False
     #: for int parameters holding a flag number (acc ``log_flag``, usrloc ``nat_bflag``)
     flag: FlagKind | None = None
+    #: False: the runtime does not do what setting it asks for (acc's ``db_flag``:
+    #: accounting to a database), so ``kcc build`` refuses a cfg that sets it (E0905)
+    #: rather than run without it
+    implemented: bool = True
 
 
 @dataclass(frozen=True, slots=True)
