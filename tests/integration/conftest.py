@@ -452,47 +452,17 @@ def start_proxy(
 ) -> Proxy:
     """Run ``examples/<example>.cfg`` (ports rewritten, then passed through ``edit`` if
     given, e.g. to add short tm timers) in ``impl`` and wait until it answers an
-    OPTIONS; fail the test with the proxy's log if it does not."""
+    OPTIONS; fail the test with the proxy's log if it does not. The cfg names its own
+    ``listen=`` address: Kamailio gets no ``-l`` (``start_proxy_cfg``)."""
     if port is None:
         port = free_udp_ports(1)[0]
-    rundir = services.workdir / f"{impl}-{example}-{port}"
-    rundir.mkdir()
-    cfg = rundir / f"{example}.cfg"
     source = (EXAMPLES / f"{example}.cfg").read_text(encoding="utf-8")
     text = rewrite_ports(source, port, backend_ports)
     if edit is not None:
         text = edit(text)
-    cfg.write_text(text, encoding="utf-8")
-    if impl == "kamailio":
-        argv = kamailio_command(cfg, rundir, children)
-    elif impl == "kcc":
-        module = rundir / f"{example}.py"
-        kcc_build(cfg, module)
-        argv = kcc_command(module, port, children)
-    else:
-        raise ValueError(impl)
-    service = services.add(
-        spawn(impl, argv, rundir / "proxy.log", cwd=rundir, stop_signal=signal.SIGTERM)
+    return start_proxy_cfg(
+        services, impl, example, text, children=children, port=port, listen_option=False
     )
-    probe = SipProbe()
-    try:
-
-        def answers() -> bool:
-            if not service.alive():
-                return True
-            return probe.ask("OPTIONS", f"sip:ping@127.0.0.1:{port}", port, 0.3) is not None
-
-        ready = wait_until(answers, START_TIMEOUT, step=0.0)
-    finally:
-        probe.close()
-    if not service.alive():
-        code = service.stop()
-        pytest.fail(
-            f"{impl} proxy for {example} exited ({code}) before serving:\n{service.log_tail()}"
-        )
-    if not ready:
-        pytest.fail(f"{impl} proxy for {example} never answered an OPTIONS:\n{service.log_tail()}")
-    return Proxy(impl, port, service)
 
 
 def start_proxy_cfg(
@@ -505,13 +475,17 @@ def start_proxy_cfg(
     port: int | None = None,
     defines: Sequence[str] = (),
     kamailio_workdir: Path | None = None,
+    listen_option: bool = True,
 ) -> Proxy:
     """Run the config ``text`` (written to a directory of its own as ``<name>.cfg``) in
     ``impl`` with its listen address given on the command line: ``-l
     udp:127.0.0.1:PORT`` for Kamailio, ``--listen`` for kcc, so that a config without
     ``listen=`` (the stock ``kamailio.cfg`` binds every interface) serves loopback
-    only. Kamailio's ``-Y`` puts its RPC FIFO and sockets (jsonrpcs, ctl) in that
-    directory too. Ready when it answers an OPTIONS, as in ``start_proxy``.
+    only (``listen_option`` False: no ``-l`` for Kamailio, the cfg's own ``listen=``
+    names ``port``; kcc always gets ``--listen``). Kamailio's ``-Y`` puts its RPC FIFO
+    and sockets (jsonrpcs, ctl) in that directory too. Ready when it answers an
+    OPTIONS probe (``OPTIONS sip:ping@127.0.0.1:PORT``); fails the test with the
+    proxy's log if it exits first or never answers.
 
     ``defines`` are the cfg's switches (``WITH_AUTH``...): ``-A NAME`` for Kamailio,
     ``-D NAME`` for ``kcc build``. ``kamailio_workdir`` replaces Kamailio's ``-w``
@@ -524,7 +498,9 @@ def start_proxy_cfg(
     cfg = rundir / f"{name}.cfg"
     cfg.write_text(text, encoding="utf-8")
     if impl == "kamailio":
-        argv = [*kamailio_command(cfg, rundir, children), "-l", f"udp:127.0.0.1:{port}"]
+        argv = kamailio_command(cfg, rundir, children)
+        if listen_option:
+            argv += ["-l", f"udp:127.0.0.1:{port}"]
         for define in defines:
             argv += ["-A", define]
         if kamailio_workdir is not None:
@@ -557,6 +533,122 @@ def start_proxy_cfg(
     if not ready:
         pytest.fail(f"{impl} proxy for {name} never answered an OPTIONS:\n{service.log_tail()}")
     return Proxy(impl, port, service)
+
+
+# -- a running cfg shared by a test module (the stock cfg and its switches) -------------
+
+#: Debian's stock config (Kamailio 5.6), read at test time: GPL, never copied here
+STOCK_CFG = Path("/etc/kamailio/kamailio.cfg")
+needs_stock_cfg = pytest.mark.skipif(
+    not STOCK_CFG.is_file(), reason=f"{STOCK_CFG} (Debian's kamailio package) is needed"
+)
+#: the (impl, children) pairs a module-scoped proxy fixture runs with
+IMPL_CHILDREN = [(impl, children) for impl in IMPLS for children in (1, 2)]
+
+
+def impl_children_id(param: tuple[str, int]) -> str:
+    """The test id of an ``IMPL_CHILDREN`` pair: ``kcc-children2``."""
+    return f"{param[0]}-children{param[1]}"
+
+
+@dataclass
+class RunningProxy:
+    """A proxy started for a whole test module, with what its tests ask of it: its
+    address as users name it, its log, and the real RPC clients on its sockets."""
+
+    impl: str
+    children: int
+    proxy: Proxy
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    @property
+    def domain(self) -> str:
+        """The proxy's domain as users address it (``uri==myself`` holds for it)."""
+        return f"127.0.0.1:{self.proxy.port}"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where user agents send to (and where its replies come from)."""
+        return ("127.0.0.1", self.proxy.port)
+
+    def log(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the proxy's log, for an assertion message."""
+        return f"{self.impl} proxy log:\n{self.proxy.service.log_tail(lines)}"
+
+    def log_text(self) -> str:
+        """The proxy's whole log so far (stdout and stderr)."""
+        return self.proxy.service.log.read_text(encoding="utf-8", errors="replace")
+
+    def script_lines(self, marker: str) -> list[str]:
+        """The script's log lines containing ``marker`` (the text after
+        ``<script>: ``)."""
+        return [
+            line.split("<script>: ", 1)[1]
+            for line in self.log_text().splitlines()
+            if "<script>: " in line and marker in line
+        ]
+
+    def kamctl(self, *args: str) -> str:
+        """The real ``kamctl`` (its default RPCFIFO engine: JSON-RPC over jsonrpcs'
+        FIFO, ``RPCFIFOPATH`` pointing at the proxy's)."""
+        fifo = self.proxy.service.log.parent / "kamailio_rpc.fifo"
+        done = subprocess.run(
+            ["kamctl", *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env={**os.environ, "RPCFIFOPATH": str(fifo)},
+        )
+        assert done.returncode == 0, f"kamctl {args}: {done.stdout}{done.stderr}\n{self.log()}"
+        return done.stdout
+
+    def kamcmd(self, *args: str) -> str:
+        """The real ``kamcmd`` on the proxy's ctl socket (the stock cfg's default
+        ``kamailio_ctl``, in the runtime directory: Kamailio's ``-Y``, kcc's
+        ``--runtime-dir``)."""
+        ctl = self.proxy.service.log.parent / "kamailio_ctl"
+        done = subprocess.run(
+            ["kamcmd", "-s", f"unix:{ctl}", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        assert done.returncode == 0, f"kamcmd {args}: {done.stdout}{done.stderr}\n{self.log()}"
+        return done.stdout
+
+
+@contextlib.contextmanager
+def module_services(factory: pytest.TempPathFactory, basename: str) -> Iterator[Services]:
+    """A ``Services`` group for a module-scoped fixture, in a fresh directory named
+    after ``basename`` (keep it short: Kamailio's RPC socket paths under it must stay
+    below the 108 bytes of a unix socket address); everything in it is stopped at
+    the end."""
+    group = Services(factory.mktemp(basename))
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+def stock_proxy(
+    request: pytest.FixtureRequest,
+    factory: pytest.TempPathFactory,
+    basename: str,
+    defines: Sequence[str] = (),
+) -> Iterator[RunningProxy]:
+    """The body of a module-scoped fixture parametrized over ``IMPL_CHILDREN``: the
+    unmodified stock cfg with ``defines`` in ``impl`` with ``children`` workers, in a
+    directory ``<basename>-<impl>-<children>``."""
+    impl, children = request.param
+    with module_services(factory, f"{basename}-{impl}-{children}") as group:
+        text = STOCK_CFG.read_text(encoding="utf-8")
+        proxy = start_proxy_cfg(group, impl, "kamailio", text, children=children, defines=defines)
+        yield RunningProxy(impl, children, proxy)
 
 
 # -- SIPp -------------------------------------------------------------------------------
@@ -653,6 +745,25 @@ def read_stat(path: Path) -> dict[str, str]:
     return dict(zip(rows[0], rows[-1], strict=False))
 
 
+def run_sipp_client(
+    services: Services, argv: Sequence[str], timeout: float, failure: str
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the SIPp client ``argv`` to its end in the test's directory, its output
+    captured; fails the test with ``<failure> in <timeout> s`` if it runs longer than
+    ``timeout`` seconds (the outer bound on top of SIPp's own ``-timeout``)."""
+    try:
+        return subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            cwd=services.workdir,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{failure} in {timeout:.0f} s")
+
+
 def run_uac(
     services: Services,
     proxy_port: int,
@@ -702,17 +813,7 @@ def run_uac(
     if socket_per_call:
         argv += ["-t", "un", "-max_socket", "4096"]
     argv.append(f"127.0.0.1:{proxy_port}")
-    try:
-        done = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            cwd=services.workdir,
-            timeout=timeout + 30,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"SIPp UAC did not finish {calls} calls in {timeout + 30:.0f} s")
+    done = run_sipp_client(services, argv, timeout + 30, f"SIPp UAC did not finish {calls} calls")
     stats = read_stat(stat) if stat.exists() else {}
     error_text = errors.read_text(encoding="utf-8", errors="replace") if errors.exists() else ""
     per_call: dict[int, int] = {}
@@ -753,12 +854,10 @@ def isolated_env(home: Path) -> dict[str, str]:
 # -- SIPp message traces (-trace_msg) ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TracedMessage:
-    """One message of a SIPp ``-trace_msg`` log: whether SIPp sent or received it, its
-    start line and its headers (names lowercased, compact forms expanded), in order."""
+class ParsedHead:
+    """What a test reads of a SIP message's head, for classes with a ``start`` line and
+    ``headers`` (names lowercased, compact forms expanded, in order)."""
 
-    sent: bool
     start: str
     headers: tuple[tuple[str, str], ...]
 
@@ -789,8 +888,37 @@ class TracedMessage:
 
     def one(self, name: str) -> str:
         values = self.all(name)
-        assert len(values) == 1, f"{name}: {values} in {self.start}"
+        assert len(values) == 1, f"{name}: {values} in {self!r}"
         return values[0]
+
+
+def header_fields(lines: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """The header fields of ``lines`` (a message's head after its start line), up to
+    the first empty line: names lowercased, compact forms expanded, continuation lines
+    folded into the field before; a line with no colon is skipped."""
+    headers: list[tuple[str, str]] = []
+    for line in lines:
+        if not line:
+            break
+        if line[:1] in (" ", "\t") and headers:
+            hname, value = headers[-1]
+            headers[-1] = (hname, f"{value} {line.strip()}")
+            continue
+        hname, sep, value = line.partition(":")
+        if sep:
+            key = hname.strip().lower()
+            headers.append((COMPACT.get(key, key), value.strip()))
+    return tuple(headers)
+
+
+@dataclass(frozen=True)
+class TracedMessage(ParsedHead):
+    """One message of a SIPp ``-trace_msg`` log: whether SIPp sent or received it, its
+    start line and its headers (names lowercased, compact forms expanded), in order."""
+
+    sent: bool
+    start: str
+    headers: tuple[tuple[str, str], ...]
 
 
 #: a -trace_msg block: a dashes-and-timestamp line, the direction line, a blank line,
@@ -811,19 +939,21 @@ def sipp_trace(path: Path) -> list[TracedMessage]:
     messages: list[TracedMessage] = []
     for match in TRACE_BLOCK.finditer(text.replace("\r\n", "\n")):
         lines = match.group(2).strip("\n").split("\n")
-        headers: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            if not line:
-                break
-            if line[:1] in (" ", "\t") and headers:
-                hname, value = headers[-1]
-                headers[-1] = (hname, f"{value} {line.strip()}")
-                continue
-            hname, _, value = line.partition(":")
-            key = hname.strip().lower()
-            headers.append((COMPACT.get(key, key), value.strip()))
-        messages.append(TracedMessage(match.group(1) == "sent", lines[0], tuple(headers)))
+        messages.append(TracedMessage(match.group(1) == "sent", lines[0], header_fields(lines[1:])))
     return messages
+
+
+def distinct(messages: list[TracedMessage]) -> list[TracedMessage]:
+    """``messages`` without repeats of the same start line and CSeq (a retransmission
+    that raced its answer)."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[TracedMessage] = []
+    for message in messages:
+        key = (message.start, message.one("cseq"))
+        if key not in seen:
+            seen.add(key)
+            kept.append(message)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -893,17 +1023,7 @@ def run_sipp(
         *extra,
         f"127.0.0.1:{proxy_port}",
     ]
-    try:
-        done = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            cwd=services.workdir,
-            timeout=timeout + 30,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"SIPp {scenario} did not finish in {timeout + 30:.0f} s")
+    done = run_sipp_client(services, argv, timeout + 30, f"SIPp {scenario} did not finish")
     stats = read_stat(stat) if stat.exists() else {}
     error_text = errors.read_text(encoding="utf-8", errors="replace") if errors.exists() else ""
     return SippRun(
@@ -917,6 +1037,10 @@ def run_sipp(
 
 
 # -- NAT tests: the rtpengine daemon, an ng relay, raw UDP user agents -------------------
+
+needs_rtpengine = pytest.mark.skipif(
+    shutil.which("rtpengine") is None, reason="rtpengine-daemon is needed (scripts/setup.sh)"
+)
 
 #: rtpengine's media ports (``rtpengine`` fixture)
 RTP_MIN, RTP_MAX = 41000, 41999
@@ -1055,6 +1179,12 @@ class NgTap:
         self.thread.join(timeout=5)
         self.front.close()
         self.back.close()
+
+    def __enter__(self) -> NgTap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
 from collections.abc import Sequence
 
 import pytest
@@ -63,6 +62,7 @@ from tests.integration.conftest import (
     free_udp_ports,
     needs_sipp,
     read_stat,
+    run_sipp_client,
     sipp_base,
     start_proxy,
     start_uas,
@@ -140,17 +140,7 @@ def run_lossy_uac(services: Services, proxy_port: int, *, socket_per_call: bool)
     if socket_per_call:
         argv += ["-t", "un", "-max_socket", "4096"]
     argv.append(f"127.0.0.1:{proxy_port}")
-    try:
-        done = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            cwd=services.workdir,
-            timeout=OUTER_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"SIPp UAC did not finish {CALLS} calls in {OUTER_TIMEOUT} s")
+    done = run_sipp_client(services, argv, OUTER_TIMEOUT, f"SIPp UAC did not finish {CALLS} calls")
     stats = read_stat(stat) if stat.exists() else {}
     if not stats:
         output = (done.stdout + done.stderr).decode("utf-8", errors="replace")

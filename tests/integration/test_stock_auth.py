@@ -74,13 +74,17 @@ from kcc_runtime.db import create_tables
 from kcc_runtime.location import LocationStore
 
 from tests.integration.conftest import (
-    IMPLS,
-    Proxy,
+    IMPL_CHILDREN,
+    STOCK_CFG,
+    RunningProxy,
     Services,
     SipReply,
-    TracedMessage,
+    distinct,
     free_udp_ports,
+    impl_children_id,
+    module_services,
     needs_sipp,
+    needs_stock_cfg,
     parse_reply,
     run_sipp,
     sipp_trace,
@@ -89,14 +93,7 @@ from tests.integration.conftest import (
     stop_uas,
 )
 
-STOCK_CFG = Path("/etc/kamailio/kamailio.cfg")
-
-pytestmark = [
-    needs_sipp,
-    pytest.mark.skipif(
-        not STOCK_CFG.is_file(), reason=f"{STOCK_CFG} (Debian's kamailio package) is needed"
-    ),
-]
+pytestmark = [needs_sipp, needs_stock_cfg]
 
 PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2"}
 #: the realm route[AUTH] uses: $fd, the From URI's host
@@ -180,35 +177,15 @@ VARIANTS: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 
-@dataclass
-class AuthProxy:
-    impl: str
-    children: int
-    variant: str
-    proxy: Proxy
-
-    @property
-    def port(self) -> int:
-        return self.proxy.port
-
-    @property
-    def domain(self) -> str:
-        return f"127.0.0.1:{self.proxy.port}"
-
-    def log(self) -> str:
-        return f"{self.impl} proxy log:\n{self.proxy.service.log_tail()}"
-
-
 def start_variant(
     request: pytest.FixtureRequest, factory: pytest.TempPathFactory, variant: str
-) -> Iterator[AuthProxy]:
+) -> Iterator[RunningProxy]:
     impl, children = request.param
     defines, one_time = VARIANTS[variant]
     # a short directory name: Kamailio's RPC socket paths under it must stay below the
     # 108 bytes of a unix socket address (jsonrpcs refuses to start otherwise, measured)
     short = "".join(word[0] for word in variant.split("-"))
-    group = Services(factory.mktemp(f"auth-{short}-{impl[:3]}{children}"))
-    try:
+    with module_services(factory, f"auth-{short}-{impl[:3]}{children}") as group:
         db_path = group.workdir / "kamailio.db"
         make_database(db_path, location="WITH_USRLOCDB" in defines)
         text = sqlite_cfg(STOCK_CFG.read_text(encoding="utf-8"), db_path)
@@ -223,38 +200,29 @@ def start_variant(
             defines=defines,
             kamailio_workdir=Path("/"),
         )
-        yield AuthProxy(impl, children, variant, proxy)
-    finally:
-        group.stop_all()
+        yield RunningProxy(impl, children, proxy)
 
 
-PARAMS = [(impl, children) for impl in IMPLS for children in (1, 2)]
-
-
-def param_id(param: tuple[str, int]) -> str:
-    return f"{param[0]}-children{param[1]}"
-
-
-@pytest.fixture(scope="module", params=PARAMS, ids=param_id)
+@pytest.fixture(scope="module", params=IMPL_CHILDREN, ids=impl_children_id)
 def auth(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AuthProxy]:
+) -> Iterator[RunningProxy]:
     """``WITH_MYSQL`` + ``WITH_AUTH`` on the derived cfg."""
     yield from start_variant(request, tmp_path_factory, "auth")
 
 
-@pytest.fixture(scope="module", params=PARAMS, ids=param_id)
+@pytest.fixture(scope="module", params=IMPL_CHILDREN, ids=impl_children_id)
 def ipauth(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AuthProxy]:
+) -> Iterator[RunningProxy]:
     """``WITH_IPAUTH`` and ``WITH_USRLOCDB`` too."""
     yield from start_variant(request, tmp_path_factory, "ipauth-usrlocdb")
 
 
-@pytest.fixture(scope="module", params=PARAMS, ids=param_id)
+@pytest.fixture(scope="module", params=IMPL_CHILDREN, ids=impl_children_id)
 def one_time(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AuthProxy]:
+) -> Iterator[RunningProxy]:
     """``WITH_MYSQL`` + ``WITH_AUTH`` with ``one_time_nonce`` on."""
     yield from start_variant(request, tmp_path_factory, "one-time-nonce")
 
@@ -266,7 +234,7 @@ class Peer:
     """A user agent on its own UDP socket (any 127/8 address) sending requests from
     ``user`` and reading the replies."""
 
-    def __init__(self, proxy: AuthProxy, user: str, ip: str = "127.0.0.1") -> None:
+    def __init__(self, proxy: RunningProxy, user: str, ip: str = "127.0.0.1") -> None:
         self.proxy = proxy
         self.user = user
         self.ip = ip
@@ -396,7 +364,7 @@ def peers() -> Iterator[list[Peer]]:
             peer.close()
 
 
-def peer(peers: list[Peer], proxy: AuthProxy, user: str, ip: str = "127.0.0.1") -> Peer:
+def peer(peers: list[Peer], proxy: RunningProxy, user: str, ip: str = "127.0.0.1") -> Peer:
     made = Peer(proxy, user, ip)
     peers.append(made)
     return made
@@ -405,7 +373,7 @@ def peer(peers: list[Peer], proxy: AuthProxy, user: str, ip: str = "127.0.0.1") 
 # -- challenges -------------------------------------------------------------------------
 
 
-def test_unauthenticated_register_gets_401(auth: AuthProxy, peers: list[Peer]) -> None:
+def test_unauthenticated_register_gets_401(auth: RunningProxy, peers: list[Peer]) -> None:
     alice = peer(peers, auth, "alice")
     reply = alice.ask("REGISTER")
     check_challenge(reply, register=True)
@@ -419,13 +387,13 @@ def test_unauthenticated_register_gets_401(auth: AuthProxy, peers: list[Peer]) -
     assert re.fullmatch(rf"<sip:alice@{re.escape(auth.domain)}>;tag=\S+", reply.one("to") or "")
 
 
-def test_unauthenticated_invite_gets_407(auth: AuthProxy, peers: list[Peer]) -> None:
+def test_unauthenticated_invite_gets_407(auth: RunningProxy, peers: list[Peer]) -> None:
     reply = peer(peers, auth, "alice").ask("INVITE", to_user="bob")
     check_challenge(reply, register=False)
 
 
 def test_authenticated_register_then_wrong_password_and_unknown_user(
-    auth: AuthProxy, peers: list[Peer]
+    auth: RunningProxy, peers: list[Peer]
 ) -> None:
     """The digest computed here is accepted (200 with the contact); the same with a
     wrong password gets a new challenge (auth_check -2), and so does a user the
@@ -445,7 +413,9 @@ def test_authenticated_register_then_wrong_password_and_unknown_user(
     check_challenge(carol.ask("REGISTER", authorization=unknown), register=True)
 
 
-def test_nonce_reused_within_nonce_expire_is_accepted(auth: AuthProxy, peers: list[Peer]) -> None:
+def test_nonce_reused_within_nonce_expire_is_accepted(
+    auth: RunningProxy, peers: list[Peer]
+) -> None:
     """The stock cfg has neither ``nonce_count`` nor ``one_time_nonce``: Kamailio
     accepts the same credentials again while the nonce has not expired (measured)."""
     alice = peer(peers, auth, "alice")
@@ -462,7 +432,7 @@ def sipp_auth(user: str, password: str) -> list[str]:
     return ["-au", user, "-ap", password]
 
 
-def register_with_sipp(services: Services, proxy: AuthProxy, user: str, port: int) -> None:
+def register_with_sipp(services: Services, proxy: RunningProxy, user: str, port: int) -> None:
     """``user`` registers from SIPp on ``port``: 401, then 200 with its contact."""
     run = run_sipp(
         services,
@@ -487,18 +457,7 @@ def register_with_sipp(services: Services, proxy: AuthProxy, user: str, port: in
     assert sent.one("authorization").startswith(f'Digest username="{user}",'), sent.headers
 
 
-def distinct(messages: list[TracedMessage]) -> list[TracedMessage]:
-    seen: set[tuple[str, str]] = set()
-    kept: list[TracedMessage] = []
-    for message in messages:
-        key = (message.start, message.one("cseq"))
-        if key not in seen:
-            seen.add(key)
-            kept.append(message)
-    return kept
-
-
-def register_and_call(proxy: AuthProxy, services: Services) -> None:
+def register_and_call(proxy: RunningProxy, services: Services) -> None:
     """alice and bob register with SIPp's [authentication]; alice calls bob: 407, then
     the INVITE with Proxy-Authorization reaches bob without it (consume_credentials),
     with the proxy's Record-Route; ACK and BYE are loose-routed without a challenge."""
@@ -545,12 +504,12 @@ def register_and_call(proxy: AuthProxy, services: Services) -> None:
 
 
 def test_sipp_users_register_and_call_with_authentication(
-    auth: AuthProxy, services: Services
+    auth: RunningProxy, services: Services
 ) -> None:
     register_and_call(auth, services)
 
 
-def test_sipp_wrong_password_is_challenged_again(auth: AuthProxy, services: Services) -> None:
+def test_sipp_wrong_password_is_challenged_again(auth: RunningProxy, services: Services) -> None:
     (port,) = free_udp_ports(1)
     run = run_sipp(
         services,
@@ -577,7 +536,7 @@ def test_sipp_wrong_password_is_challenged_again(auth: AuthProxy, services: Serv
 # -- replay refusal (one_time_nonce) ----------------------------------------------------
 
 
-def test_replayed_one_time_nonce_is_refused(one_time: AuthProxy, peers: list[Peer]) -> None:
+def test_replayed_one_time_nonce_is_refused(one_time: RunningProxy, peers: list[Peer]) -> None:
     alice = peer(peers, one_time, "alice")
     challenge = check_challenge(alice.ask("REGISTER"), register=True, nonce_bytes=29)
     # the flags byte: one-time nonce (0x40), pool 0
@@ -600,7 +559,7 @@ def test_replayed_one_time_nonce_is_refused(one_time: AuthProxy, peers: list[Pee
     )
 
 
-def test_sipp_register_with_one_time_nonce(one_time: AuthProxy, services: Services) -> None:
+def test_sipp_register_with_one_time_nonce(one_time: RunningProxy, services: Services) -> None:
     (port,) = free_udp_ports(1)
     register_with_sipp(services, one_time, "alice", port)
 
@@ -608,11 +567,11 @@ def test_sipp_register_with_one_time_nonce(one_time: AuthProxy, services: Servic
 # -- WITH_IPAUTH and WITH_USRLOCDB ------------------------------------------------------
 
 
-def test_ipauth_usrlocdb_register_and_call(ipauth: AuthProxy, services: Services) -> None:
+def test_ipauth_usrlocdb_register_and_call(ipauth: RunningProxy, services: Services) -> None:
     register_and_call(ipauth, services)
 
 
-def test_trusted_address_skips_authentication(ipauth: AuthProxy, peers: list[Peer]) -> None:
+def test_trusted_address_skips_authentication(ipauth: RunningProxy, peers: list[Peer]) -> None:
     """``allow_source_address()`` (group 1): an INVITE from 127.0.0.2 is not
     challenged (carol is not registered: 404), one from 127.0.0.1 is; a REGISTER is
     challenged whatever its source."""

@@ -66,41 +66,34 @@ Content-Length).
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import (
-    IMPLS,
-    Proxy,
+    IMPL_CHILDREN,
+    RunningProxy,
     Services,
     SipProbe,
     SipReply,
     TracedMessage,
+    distinct,
     free_udp_ports,
+    impl_children_id,
     needs_sipp,
+    needs_stock_cfg,
     run_sipp,
     sipp_trace,
-    start_proxy_cfg,
     start_uas,
+    stock_proxy,
     stop_uas,
     wait_until,
 )
 
-STOCK_CFG = Path("/etc/kamailio/kamailio.cfg")
-
-pytestmark = [
-    needs_sipp,
-    pytest.mark.skipif(
-        not STOCK_CFG.is_file(), reason=f"{STOCK_CFG} (Debian's kamailio package) is needed"
-    ),
-]
+pytestmark = [needs_sipp, needs_stock_cfg]
 
 #: the header order of every reply the proxy makes itself (sl and tm, measured)
 LOCAL_REPLY_HEADERS = ("via", "from", "to", "call-id", "cseq", "server", "content-length")
@@ -110,83 +103,19 @@ TRYING = "trying -- your call is important to us"
 EXPIRES = 600
 
 
-@dataclass
-class StockProxy:
-    impl: str
-    children: int
-    proxy: Proxy
-
-    @property
-    def port(self) -> int:
-        return self.proxy.port
-
-    @property
-    def domain(self) -> str:
-        """The proxy's domain as users address it (``uri==myself`` holds for it)."""
-        return f"127.0.0.1:{self.proxy.port}"
-
-    def log(self) -> str:
-        return f"{self.impl} proxy log:\n{self.proxy.service.log_tail()}"
-
-    def log_text(self) -> str:
-        """The proxy's whole log so far (stdout and stderr)."""
-        return self.proxy.service.log.read_text(encoding="utf-8", errors="replace")
-
-    def kamctl(self, *args: str) -> str:
-        """The real ``kamctl`` (its default RPCFIFO engine: JSON-RPC over jsonrpcs'
-        FIFO, ``RPCFIFOPATH`` pointing at the proxy's)."""
-        fifo = self.proxy.service.log.parent / "kamailio_rpc.fifo"
-        done = subprocess.run(
-            ["kamctl", *args],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-            env={**os.environ, "RPCFIFOPATH": str(fifo)},
-        )
-        assert done.returncode == 0, f"kamctl {args}: {done.stdout}{done.stderr}\n{self.log()}"
-        return done.stdout
-
-    def kamcmd(self, *args: str) -> str:
-        """The real ``kamcmd`` on the proxy's ctl socket (the stock cfg's default
-        ``kamailio_ctl``, in the runtime directory: Kamailio's ``-Y``, kcc's
-        ``--runtime-dir``)."""
-        ctl = self.proxy.service.log.parent / "kamailio_ctl"
-        done = subprocess.run(
-            ["kamcmd", "-s", f"unix:{ctl}", *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        assert done.returncode == 0, f"kamcmd {args}: {done.stdout}{done.stderr}\n{self.log()}"
-        return done.stdout
-
-
-@pytest.fixture(
-    scope="module",
-    params=[(impl, children) for impl in IMPLS for children in (1, 2)],
-    ids=lambda param: f"{param[0]}-children{param[1]}",
-)
+@pytest.fixture(scope="module", params=IMPL_CHILDREN, ids=impl_children_id)
 def stock(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StockProxy]:
+) -> Iterator[RunningProxy]:
     """The unmodified stock cfg running in ``impl`` with ``children`` workers, shared by
     this file's tests."""
-    impl, children = request.param
-    group = Services(tmp_path_factory.mktemp(f"stock-{impl}-{children}"))
-    try:
-        text = STOCK_CFG.read_text(encoding="utf-8")
-        proxy = start_proxy_cfg(group, impl, "kamailio", text, children=children)
-        yield StockProxy(impl, children, proxy)
-    finally:
-        group.stop_all()
+    yield from stock_proxy(request, tmp_path_factory, "stock")
 
 
 # -- registration and a call between registered users -----------------------------------
 
 
-def register(services: Services, stock: StockProxy, user: str, port: int) -> TracedMessage:
+def register(services: Services, stock: RunningProxy, user: str, port: int) -> TracedMessage:
     """``user`` registers from a SIPp on 127.0.0.1:``port``; returns the 200 it got,
     after checking it lists exactly that contact with ``;expires=600``."""
     run = run_sipp(services, "stock_register.xml", stock.port, local_port=port, service=user)
@@ -211,7 +140,7 @@ def via_parts(message: TracedMessage) -> list[str]:
 
 
 def check_relayed(
-    request: TracedMessage, stock: StockProxy, alice_port: int, *, branch_suffix: str
+    request: TracedMessage, stock: RunningProxy, alice_port: int, *, branch_suffix: str
 ) -> None:
     """``request`` came from alice (SIPp on ``alice_port``) through the proxy: the
     proxy's Via on top, then alice's with ``;rport=PORT`` inserted before the branch
@@ -237,20 +166,9 @@ def check_relayed(
     assert request.one("from").startswith(f"<sip:alice@{stock.domain}>;tag=")
 
 
-def distinct(messages: list[TracedMessage]) -> list[TracedMessage]:
-    """``messages`` without repeats of the same start line and CSeq (a retransmission
-    that raced its answer)."""
-    seen: set[tuple[str, str]] = set()
-    kept: list[TracedMessage] = []
-    for message in messages:
-        key = (message.start, message.one("cseq"))
-        if key not in seen:
-            seen.add(key)
-            kept.append(message)
-    return kept
-
-
-def test_two_users_register_and_one_calls_the_other(stock: StockProxy, services: Services) -> None:
+def test_two_users_register_and_one_calls_the_other(
+    stock: RunningProxy, services: Services
+) -> None:
     """alice and bob register (each 200 lists just its own contact: nobody else
     registers these AORs on this proxy), then alice calls bob through the proxy."""
     alice_port, bob_port = free_udp_ports(2)
@@ -332,7 +250,7 @@ ACC_LINE = re.compile(
 )
 
 
-def check_acc_lines(stock: StockProxy, invite: TracedMessage, ok: TracedMessage) -> None:
+def check_acc_lines(stock: RunningProxy, invite: TracedMessage, ok: TracedMessage) -> None:
     """The stock cfg sets ``FLT_ACC`` on the INVITE and ``FLT_ACC`` +
     ``FLT_ACCFAILED`` on the BYE: one ``transaction answered`` record each when the
     200 goes back to alice, with the cfg's ``log_extra`` (``$rU``/``$rd`` of the
@@ -407,7 +325,7 @@ def build_request(
     return Probe(data, call_id, via, from_, to, cseq)
 
 
-def ask(stock: StockProxy, sip: SipProbe, request: Probe) -> SipReply:
+def ask(stock: RunningProxy, sip: SipProbe, request: Probe) -> SipReply:
     """Send ``request`` to the proxy; its reply, checked as one the proxy made itself:
     Kamailio's header order, the Via echoed with ``;rport=PORT;received=127.0.0.1``
     appended (the probe asks ``;rport``), From, Call-ID and CSeq echoed, a To-tag added,
@@ -429,18 +347,18 @@ def ask(stock: StockProxy, sip: SipProbe, request: Probe) -> SipReply:
     return reply
 
 
-def test_call_to_unregistered_user_gets_404(stock: StockProxy, probe: SipProbe) -> None:
+def test_call_to_unregistered_user_gets_404(stock: RunningProxy, probe: SipProbe) -> None:
     request = build_request(probe, "INVITE", f"sip:carol@{stock.domain}")
     reply = ask(stock, probe, request)
     assert (reply.status, reply.reason) == (404, "Not Found")
 
 
-def test_options_to_the_proxy_gets_200_keepalive(stock: StockProxy, probe: SipProbe) -> None:
+def test_options_to_the_proxy_gets_200_keepalive(stock: RunningProxy, probe: SipProbe) -> None:
     reply = ask(stock, probe, build_request(probe, "OPTIONS", f"sip:{stock.domain}"))
     assert (reply.status, reply.reason) == (200, "Keepalive")
 
 
-def test_max_forwards_0_gets_483(stock: StockProxy, probe: SipProbe) -> None:
+def test_max_forwards_0_gets_483(stock: RunningProxy, probe: SipProbe) -> None:
     request = build_request(probe, "INVITE", f"sip:carol@{stock.domain}", max_forwards="0")
     reply = ask(stock, probe, request)
     assert (reply.status, reply.reason) == (483, "Too Many Hops")
@@ -458,7 +376,7 @@ SANITY_FAILURES: dict[str, tuple[dict[str, str], str]] = {
 
 
 @pytest.mark.parametrize("case", list(SANITY_FAILURES))
-def test_request_failing_sanity_gets_400(stock: StockProxy, probe: SipProbe, case: str) -> None:
+def test_request_failing_sanity_gets_400(stock: RunningProxy, probe: SipProbe, case: str) -> None:
     changes, reason = SANITY_FAILURES[case]
     request = build_request(
         probe,

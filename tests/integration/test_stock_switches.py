@@ -48,7 +48,7 @@ What is checked, per route of the stock cfg:
 
 from __future__ import annotations
 
-import re
+import contextlib
 import secrets
 import socket
 import sqlite3
@@ -61,22 +61,18 @@ import pytest
 from kcc_runtime.db import create_tables
 
 from tests.integration.conftest import (
-    COMPACT,
     IMPLS,
-    Proxy,
-    Services,
+    STOCK_CFG,
+    ParsedHead,
+    RunningProxy,
+    header_fields,
+    module_services,
     needs_sipp,
+    needs_stock_cfg,
     start_proxy_cfg,
 )
 
-STOCK_CFG = Path("/etc/kamailio/kamailio.cfg")
-
-pytestmark = [
-    needs_sipp,
-    pytest.mark.skipif(
-        not STOCK_CFG.is_file(), reason=f"{STOCK_CFG} (Debian's kamailio package) is needed"
-    ),
-]
+pytestmark = [needs_sipp, needs_stock_cfg]
 
 #: what a capture socket answers to every INVITE
 CAPTURE_STATUS = (480, "Probe Capture")
@@ -88,7 +84,7 @@ WAIT = 3.0
 
 
 @dataclass(frozen=True)
-class Message:
+class Message(ParsedHead):
     """A SIP message as received: start line, headers (lowercased names, compact
     forms expanded) in order, and where it came from."""
 
@@ -97,44 +93,13 @@ class Message:
     raw: bytes
     source: tuple[str, int]
 
-    @property
-    def status(self) -> int | None:
-        match = re.fullmatch(r"SIP/2\.0 (\d{3}) .*", self.start)
-        return int(match.group(1)) if match else None
-
-    @property
-    def reason(self) -> str:
-        return self.start.split(" ", 2)[2] if self.status is not None else ""
-
-    @property
-    def method(self) -> str:
-        return "" if self.status is not None else self.start.split(" ", 1)[0]
-
-    @property
-    def ruri(self) -> str:
-        return "" if self.status is not None else self.start.split(" ")[1]
-
-    def all(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name.lower()]
-
-    def one(self, name: str) -> str:
-        values = self.all(name)
-        assert len(values) == 1, f"{name}: {values} in {self.raw!r}"
-        return values[0]
-
 
 def parse(data: bytes, source: tuple[str, int]) -> Message | None:
     head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", errors="replace")
     lines = head.split("\r\n")
     if not lines[0].startswith("SIP/2.0 ") and not lines[0].endswith(" SIP/2.0"):
         return None
-    headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            key = name.strip().lower()
-            headers.append((COMPACT.get(key, key), value.strip()))
-    return Message(lines[0], tuple(headers), data, source)
+    return Message(lines[0], header_fields(lines[1:]), data, source)
 
 
 class Agent:
@@ -283,28 +248,20 @@ def derive(text: str, replacements: dict[str, str]) -> str:
 
 
 @dataclass
-class Running:
-    impl: str
-    proxy: Proxy
+class Running(RunningProxy):
     #: capture sockets by role: gateway, voicemail, foreign
     captures: dict[str, Agent]
 
-    @property
-    def port(self) -> int:
-        return self.proxy.port
 
-    @property
-    def domain(self) -> str:
-        return f"127.0.0.1:{self.proxy.port}"
-
-    def log(self) -> str:
-        return f"{self.impl} proxy log:\n{self.proxy.service.log_tail()}"
-
-
-def _cleanup(group: Services, agents: dict[str, Agent]) -> None:
-    group.stop_all()
-    for agent in agents.values():
-        agent.close()
+@contextlib.contextmanager
+def capture_agents(*roles: str) -> Iterator[dict[str, Agent]]:
+    """A capture socket per role, closed at the end."""
+    agents = {role: Agent() for role in roles}
+    try:
+        yield agents
+    finally:
+        for agent in agents.values():
+            agent.close()
 
 
 @pytest.fixture(scope="module", params=IMPLS)
@@ -313,9 +270,10 @@ def media(
 ) -> Iterator[Running]:
     """The stock cfg with WITH_PSTN, WITH_VOICEMAIL, WITH_BLOCK3XX, WITH_BLOCK401407."""
     impl = request.param
-    group = Services(tmp_path_factory.mktemp(f"switch-media-{impl}"))
-    captures = {"gateway": Agent(), "voicemail": Agent()}
-    try:
+    with (
+        capture_agents("gateway", "voicemail") as captures,
+        module_services(tmp_path_factory, f"switch-media-{impl}") as group,
+    ):
         gw, vm = captures["gateway"], captures["voicemail"]
         text = derive(
             STOCK_CFG.read_text(encoding="utf-8"),
@@ -334,9 +292,7 @@ def media(
             children=1,
             defines=("WITH_PSTN", "WITH_VOICEMAIL", "WITH_BLOCK3XX", "WITH_BLOCK401407"),
         )
-        yield Running(impl, proxy, captures)
-    finally:
-        _cleanup(group, captures)
+        yield Running(impl, 1, proxy, captures)
 
 
 @pytest.fixture(scope="module", params=IMPLS)
@@ -345,10 +301,11 @@ def database(
 ) -> Iterator[Running]:
     """The stock cfg over SQLite with WITH_ALIASDB, WITH_SPEEDDIAL, WITH_MULTIDOMAIN."""
     impl = request.param
-    workdir = tmp_path_factory.mktemp(f"switch-db-{impl}")
-    group = Services(workdir)
-    captures = {"foreign": Agent()}
-    try:
+    with (
+        capture_agents("foreign") as captures,
+        module_services(tmp_path_factory, f"switch-db-{impl}") as group,
+    ):
+        workdir = group.workdir
         foreign = captures["foreign"].address
         db_path = workdir / "kamailio.db"
         create_tables(str(db_path), ("dbaliases", "speed_dial", "domain", "domain_attrs"))
@@ -384,9 +341,7 @@ def database(
             defines=("WITH_MYSQL", "WITH_ALIASDB", "WITH_SPEEDDIAL", "WITH_MULTIDOMAIN"),
             kamailio_workdir=Path("/"),
         )
-        yield Running(impl, proxy, captures)
-    finally:
-        _cleanup(group, captures)
+        yield Running(impl, 1, proxy, captures)
 
 
 @pytest.fixture
@@ -410,6 +365,15 @@ def call_to_capture(
     final = caller.final_reply(call_id)
     assert final is not None, f"no final reply\n{running.log()}"
     return got, final
+
+
+def final_reply(caller: Agent, running: Running, ruri: str, from_uri: str) -> Message:
+    """The caller sends INVITE ``ruri``; returns its final reply (one the proxy makes
+    itself when no capture socket takes the INVITE)."""
+    call_id = caller.request("INVITE", ruri, running.port, from_uri=from_uri)
+    final = caller.final_reply(call_id)
+    assert final is not None, running.log()
+    return final
 
 
 def check_forwarded(got: Message, running: Running, final: Message) -> None:
@@ -440,14 +404,7 @@ def test_pstn_number_goes_to_the_gateway(media: Running, agent: Agent) -> None:
 
 
 def test_pstn_call_from_a_foreign_domain_is_refused(media: Running, agent: Agent) -> None:
-    call_id = agent.request(
-        "INVITE",
-        f"sip:+4930555@{media.domain}",
-        media.port,
-        from_uri="sip:mallory@evil.example",
-    )
-    final = agent.final_reply(call_id)
-    assert final is not None, media.log()
+    final = final_reply(agent, media, f"sip:+4930555@{media.domain}", "sip:mallory@evil.example")
     assert (final.status, final.reason) == (403, "Not Allowed")
     assert media.captures["gateway"].no_invite()
 
@@ -537,11 +494,7 @@ def test_speed_dial_entry_rewrites_the_ruri(database: Running, agent: Agent) -> 
 def test_speed_dial_of_another_domain_is_not_used(database: Running, agent: Agent) -> None:
     """Entry 12 belongs to alice@other.org: from alice@example.com it is no speed dial,
     and ``12`` is then looked up as a user (no alias, not registered): 404."""
-    call_id = agent.request(
-        "INVITE", "sip:12@example.com", database.port, from_uri="sip:alice@example.com"
-    )
-    final = agent.final_reply(call_id)
-    assert final is not None, database.log()
+    final = final_reply(agent, database, "sip:12@example.com", "sip:alice@example.com")
     assert (final.status, final.reason) == (404, "Not Found")
 
 
@@ -560,11 +513,7 @@ def test_alias_rewrites_the_ruri(database: Running, agent: Agent) -> None:
 def test_local_domain_of_the_table_is_myself(database: Running, agent: Agent) -> None:
     """``register_myself``: example.com is local, so carol@example.com is looked up in
     the location table (nobody registered): 404 from route[LOCATION]."""
-    call_id = agent.request(
-        "INVITE", "sip:carol@example.com", database.port, from_uri="sip:alice@example.com"
-    )
-    final = agent.final_reply(call_id)
-    assert final is not None, database.log()
+    final = final_reply(agent, database, "sip:carol@example.com", "sip:alice@example.com")
     assert (final.status, final.reason) == (404, "Not Found")
     assert database.captures["foreign"].no_invite()
 
@@ -573,10 +522,6 @@ def test_non_local_domain_is_not_relayed(database: Running, agent: Agent) -> Non
     """A host neither listened on nor in the domain table: without WITH_AUTH,
     route[AUTH] refuses to relay to a foreign domain (``uri!=myself``)."""
     foreign = database.captures["foreign"]
-    call_id = agent.request(
-        "INVITE", f"sip:al@{foreign.address}", database.port, from_uri="sip:alice@example.com"
-    )
-    final = agent.final_reply(call_id)
-    assert final is not None, database.log()
+    final = final_reply(agent, database, f"sip:al@{foreign.address}", "sip:alice@example.com")
     assert (final.status, final.reason) == (403, "Not relaying")
     assert foreign.no_invite()
