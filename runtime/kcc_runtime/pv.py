@@ -252,6 +252,11 @@ class Accessor:
         self.inner = inner
         self.index = index
         self.transformations = transformations
+        self._bind()
+
+    def _bind(self) -> None:
+        """What a subclass derives from its name and inner name once, at build time
+        (a reader, a part); raises :class:`PvError` for a name it cannot serve."""
 
     def get(self, ctx: Context) -> Value:
         """The PV's value with its transformations applied; ``None`` for ``$null``."""
@@ -586,15 +591,8 @@ class _Simple(Accessor):
 
     __slots__ = ("reader",)
 
-    def __init__(
-        self,
-        name: str,
-        inner: str | Fmt | None = None,
-        index: int | str | Accessor | None = None,
-        transformations: tuple[Transformation, ...] = (),
-    ) -> None:
-        super().__init__(name, inner, index, transformations)
-        self.reader = _SIMPLE[name]
+    def _bind(self) -> None:
+        self.reader = _SIMPLE[self.name]
 
     def read(self, ctx: Context) -> Value:
         return self.reader(ctx)
@@ -623,16 +621,9 @@ class _T(Accessor):
 
     __slots__ = ()
 
-    def __init__(
-        self,
-        name: str,
-        inner: str | Fmt | None = None,
-        index: int | str | Accessor | None = None,
-        transformations: tuple[Transformation, ...] = (),
-    ) -> None:
-        super().__init__(name, inner, index, transformations)
-        if not isinstance(inner, str) or inner not in T_NAMES:
-            raise PvError(f"$T({inner}) is not a transaction attribute")
+    def _bind(self) -> None:
+        if not isinstance(self.inner, str) or self.inner not in T_NAMES:
+            raise PvError(f"$T({self.inner}) is not a transaction attribute")
 
     def read(self, ctx: Context) -> Value:
         what = self.inner
@@ -673,20 +664,14 @@ class _TMsg(Accessor):
 
     __slots__ = ("target",)
 
-    def __init__(
-        self,
-        name: str,
-        inner: str | Fmt | None = None,
-        index: int | str | Accessor | None = None,
-        transformations: tuple[Transformation, ...] = (),
-    ) -> None:
-        super().__init__(name, inner, index, transformations)
+    def _bind(self) -> None:
         target = None
+        inner = self.inner
         if isinstance(inner, Fmt) and len(inner.parts) == 1:
             part = inner.parts[0]
             target = part if isinstance(part, Accessor) else None
         if target is None:
-            raise PvError(f"${name}() needs a pseudo-variable as its name")
+            raise PvError(f"${self.name}() needs a pseudo-variable as its name")
         self.target: Accessor = target
 
     def read(self, ctx: Context) -> Value:
@@ -768,16 +753,9 @@ class _RUriPart(Accessor):
     __slots__ = ("part",)
     writable = True
 
-    def __init__(
-        self,
-        name: str,
-        inner: str | Fmt | None = None,
-        index: int | str | Accessor | None = None,
-        transformations: tuple[Transformation, ...] = (),
-    ) -> None:
-        super().__init__(name, inner, index, transformations)
+    def _bind(self) -> None:
         self.part = {"rU": "user", "ruri.user": "user", "rd": "host", "ruri.domain": "host"}.get(
-            name, "port"
+            self.name, "port"
         )
 
     def read(self, ctx: Context) -> Value:
@@ -850,15 +828,8 @@ class _Flags(Accessor):
     __slots__ = ("attr",)
     writable = True
 
-    def __init__(
-        self,
-        name: str,
-        inner: str | Fmt | None = None,
-        index: int | str | Accessor | None = None,
-        transformations: tuple[Transformation, ...] = (),
-    ) -> None:
-        super().__init__(name, inner, index, transformations)
-        self.attr = {"mf": "flags", "sf": "sflags", "bf": "bflags"}[name]
+    def _bind(self) -> None:
+        self.attr = {"mf": "flags", "sf": "sflags", "bf": "bflags"}[self.name]
 
     def read(self, ctx: Context) -> Value:
         value: int = getattr(ctx, self.attr)
@@ -1237,15 +1208,8 @@ class _Sel(Accessor):
 
     __slots__ = ("reader",)
 
-    def __init__(
-        self,
-        name: str,
-        inner: str | Fmt | None = None,
-        index: int | str | Accessor | None = None,
-        transformations: tuple[Transformation, ...] = (),
-    ) -> None:
-        super().__init__(name, inner, index, transformations)
-        path = inner if isinstance(inner, str) else ""
+    def _bind(self) -> None:
+        path = self.inner if isinstance(self.inner, str) else ""
         self.reader = _select_reader(path)
 
     def read(self, ctx: Context) -> Value:
