@@ -17,7 +17,13 @@ meet every repair a real lossy caller makes:
   2xx retransmissions, which the proxy relays upstream (RFC 3261 §13.3.1.4, §16.7);
 - a lost BYE, or a lost 200 for the BYE, makes the UAC retransmit the BYE, which the
   proxy's non-INVITE server transaction answers from its stored reply (or relays, the
-  backend answering again).
+  backend answering again). That transaction is kept ``wt_timer`` (5 s, Kamailio's
+  value, in kcc as in Kamailio) after its final reply; a retransmission arriving later
+  is a new BYE, which the backend, its call over, never answers. With SIPp's default
+  T2 of 4 s, a UAC whose 200 was lost three times in a row sends its next BYE 7.5 s
+  after the first: outside that window (seen once: two such calls in one kcc run;
+  Kamailio keeps the transaction the same 5 s, so it is exposed alike). The UAC
+  therefore runs with T2 = 1 s, which gives it five tries inside the window.
 
 The backends are lossless. Loss there too was tried first and was not stable in
 Kamailio either: SIPp 3.6 never recovers a UAS call whose INVITE its loss emulation
@@ -124,6 +130,9 @@ def run_lossy_uac(services: Services, proxy_port: int, *, socket_per_call: bool)
         str(RATE),
         "-lost",
         LOSS,
+        # retransmit at most every second (T2, 4 s by default): see the module docstring
+        "-T2",
+        "1000",
         "-timeout",
         f"{UAC_TIMEOUT}s",
         "-trace_stat",
