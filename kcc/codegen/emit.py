@@ -50,6 +50,7 @@ import types
 import typing
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Any, Final
 
@@ -1123,13 +1124,16 @@ class CodeGenerator:
         ``event_route[tm:branch-failure:X]`` (checked by Kamailio as an event route)
         runs as ``BRANCH_FAILURE`` only, and the blocks it calls get that kind too."""
         kinds = self.sema.reach.get(id(route), Route(0))
-        if id(route) in self._branch_failure_roots():
+        if id(route) in self._branch_failure_roots:
             return Route.BRANCH_FAILURE
-        if id(route) in self._branch_failure_callees():
+        if id(route) in self._branch_failure_callees:
             kinds |= Route.BRANCH_FAILURE
         return kinds
 
+    @cached_property
     def _branch_failure_roots(self) -> frozenset[int]:
+        """The ``event_route[tm:branch-failure:X]`` blocks (computed once: asked for
+        every route block, it was quadratic in their number)."""
         return frozenset(
             id(block)
             for block in self.sema.route_blocks()
@@ -1137,9 +1141,12 @@ class CodeGenerator:
             and (block.name or "").startswith(BRANCH_FAILURE_PREFIX)
         )
 
+    @cached_property
     def _branch_failure_callees(self) -> frozenset[int]:
+        """The blocks the branch-failure routes call, directly or not (once)."""
         seen: set[int] = set()
-        work = [b for b in self.sema.route_blocks() if id(b) in self._branch_failure_roots()]
+        roots = self._branch_failure_roots
+        work = [b for b in self.sema.route_blocks() if id(b) in roots]
         while work:
             block = work.pop()
             for callee in self.sema.callees.get(id(block), []):
