@@ -1,11 +1,12 @@
-"""Proxy bench: the kcc proxy against Kamailio 5.6 on the chapter's two balancers.
+"""Proxy bench: the kcc proxy against Kamailio 5.6 on the chapter's three balancers.
 
     unshare -n sh -c 'ip link set lo up && exec .venv/bin/python bench/proxy_bench.py'
 
 (any loopback works; a private network namespace keeps the bench off everyone else's
 ports). Issues 5 and 6 ask for the proxy's CPU time per call and the highest rate held
 with < 1 % failed calls, side by side with Kamailio on the same config and ``children``,
-in one run, with the ratio. Two benches, one table each:
+in one run, with the ratio; issue 8 adds the failure-routing balancer, response
+times and memory. Three benches, one table each:
 
 - ``stateless_rr_var`` (issue 5): ``examples/stateless_rr_var.cfg``; only INVITE and its
   replies cross the proxy (the balancer does not record-route: ACK and BYE go straight
@@ -17,6 +18,14 @@ in one run, with the ratio. Two benches, one table each:
   Field notes: Kamailio spends 0.22-0.24 ms per full call with one worker and
   saturates one core at ~4,500 calls/s; it needs ``-m 1024`` (MB of shared memory)
   at rate, or tm runs out of memory at ~450 calls/s with 64 MB.
+- ``failover_rr`` (issue 8): ``examples/failover_rr.cfg``, the stateful balancer plus
+  ``failure_route[MANAGE_FAILURE]``. As in ``tests/integration/test_stateful.py``'s
+  ``test_backend_500_calls_complete_on_the_other``, the backend standing for the cfg's
+  5081 answers every INVITE 500 (``uas_500.xml``) and the other one completes calls
+  (``uas_rr.xml``): round robin sends every other call to the failing one first, tm
+  ACKs its 500 and the failure route relays the INVITE to the other backend, so half
+  the calls take two INVITE transactions (one failed over). SIPp ``uac_rr.xml``;
+  Kamailio ``-m 1024`` as for ``stateful_rr``.
 
 What it does per bench, on 127.0.0.1 and free ports only:
 
@@ -27,7 +36,12 @@ What it does per bench, on 127.0.0.1 and free ports only:
    started fresh for each run; its CPU time is the user+system time of the whole
    process tree (supervisor and workers, ``/proc/<pid>/stat`` fields 14-17, reaped
    children included) read just before and just after the SIPp UAC run, per
-   successful call. The table shows the median over rounds.
+   successful call. The same runs give SIPp's response time of each call, INVITE ->
+   200 OK (``-trace_rtt`` on a copy of the UAC scenario whose 200 carries
+   ``rtd="true"``; whole milliseconds, SIPp's resolution: the table shows p50, p99
+   and the mean), and the peak memory of the proxy tree: the sum of its processes'
+   PSS, sampled every 0.25 s (``MemorySampler``). The table shows the median over
+   rounds with min-max.
 3. Capacity: a step search over the bench's rates (each run ``--step-seconds`` long),
    again alternating Kamailio and kcc at each rate; an implementation drops out at the
    first rate where >= 1 % of calls fail or SIPp could not place them all, and the
@@ -35,8 +49,8 @@ What it does per bench, on 127.0.0.1 and free ports only:
 
 SIPp always gets ``-buff_size 4194304``; every run is bounded by ``-m`` and an outer
 timeout, and calls that get no answer fail after ``-recv_timeout`` rather than SIPp's
-32 s of retransmissions. Both benches together stay under 10 minutes with the
-defaults; ``--quick`` (one CPU round, shorter runs, fewer steps) under 3 minutes.
+32 s of retransmissions. The three benches together take about 8 minutes with the
+defaults (2 cores); ``--quick`` (one CPU round, shorter runs, fewer steps) about 2.
 
 If the kcc proxy cannot be built or does not serve, the bench still runs Kamailio and
 prints the kcc column as "missing". It asserts nothing: it prints.
@@ -48,6 +62,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import math
 import os
 import platform
 import secrets
@@ -58,8 +73,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +97,7 @@ class Profile:
     name: str
     cfg: Path
     uac: str
-    uas: str
+    uas: tuple[str, str]  # the scenario of each backend (the cfg's 5081, 5082)
     rate: int  # fixed rate of the CPU runs
     steps: tuple[int, ...]  # rates of the step search, ascending
     quick_steps: tuple[int, ...]
@@ -93,7 +109,7 @@ PROFILES = {
         name="stateless_rr_var",
         cfg=REPO / "examples" / "stateless_rr_var.cfg",
         uac="uac.xml",
-        uas="uas.xml",
+        uas=("uas.xml", "uas.xml"),
         rate=2000,
         steps=(1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000),
         quick_steps=(1000, 3000, 6000, 10000),
@@ -103,9 +119,19 @@ PROFILES = {
         name="stateful_rr",
         cfg=REPO / "examples" / "stateful_rr.cfg",
         uac="uac_rr.xml",
-        uas="uas_rr.xml",
+        uas=("uas_rr.xml", "uas_rr.xml"),
         rate=500,
         steps=(250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000, 6000),
+        quick_steps=(250, 500, 1000, 2000, 4000),
+        kamailio_shm_mb=1024,
+    ),
+    "failover_rr": Profile(
+        name="failover_rr",
+        cfg=REPO / "examples" / "failover_rr.cfg",
+        uac="uac_rr.xml",
+        uas=("uas_500.xml", "uas_rr.xml"),
+        rate=500,
+        steps=(250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000),
         quick_steps=(250, 500, 1000, 2000, 4000),
         kamailio_shm_mb=1024,
     ),
@@ -166,10 +192,9 @@ def stop(popen: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     popen.wait(timeout=10)
 
 
-def tree_cpu_seconds(root: int) -> tuple[float, float]:
-    """User + system CPU seconds of ``root`` and every live descendant, plus what their
-    reaped children used (``/proc/PID/stat`` utime, stime, cutime, cstime); and the
-    root's own share (the supervisor, or Kamailio's main process)."""
+def _proc_table() -> tuple[dict[int, int], dict[int, int]]:
+    """(parent of each live process, its CPU ticks: ``/proc/PID/stat`` utime, stime,
+    cutime, cstime, so reaped children count too)."""
     parents: dict[int, int] = {}
     times: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -183,6 +208,10 @@ def tree_cpu_seconds(root: int) -> tuple[float, float]:
         pid = int(entry.name)
         parents[pid] = int(rest[1])
         times[pid] = sum(int(value) for value in rest[11:15])
+    return parents, times
+
+
+def _descendants(root: int, parents: dict[int, int]) -> set[int]:
     tree = {root}
     grew = True
     while grew:
@@ -191,7 +220,69 @@ def tree_cpu_seconds(root: int) -> tuple[float, float]:
             if ppid in tree and pid not in tree:
                 tree.add(pid)
                 grew = True
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> tuple[float, float]:
+    """User + system CPU seconds of ``root`` and every live descendant, plus what their
+    reaped children used (``/proc/PID/stat`` utime, stime, cutime, cstime); and the
+    root's own share (the supervisor, or Kamailio's main process)."""
+    parents, times = _proc_table()
+    tree = _descendants(root, parents)
     return sum(times.get(pid, 0) for pid in tree) / CLK_TCK, times.get(root, 0) / CLK_TCK
+
+
+def tree_pss_kb(root: int) -> int:
+    """Memory of ``root``'s process tree now: the sum of each process's PSS (``Pss:`` of
+    ``/proc/PID/smaps_rollup``, kB). PSS charges a page shared by n processes 1/n to
+    each, so the sum counts Kamailio's shared memory (mapped by every child) and the
+    copy-on-write pages kcc's workers share with the supervisor once, where summed
+    RSS would count them once per process. Only touched pages count: Kamailio's
+    ``-m`` reservation costs nothing until tm uses it."""
+    total = 0
+    for pid in _descendants(root, _proc_table()[0]):
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="ascii")
+        except OSError:
+            continue  # exited meanwhile
+        for line in text.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+                break
+    return total
+
+
+class MemorySampler:
+    """Samples ``tree_pss_kb(root)`` every ``interval`` seconds in a thread while the
+    ``with`` block runs (once more at the end); ``peak_kb`` is the highest sample.
+    The kernel keeps no peak of PSS (``VmHWM`` is per process and counts shared pages
+    in full), hence the sampling; 0.25 s is short next to the runs' seconds and
+    reading ``smaps_rollup`` costs the reader, not the proxy, its CPU time."""
+
+    def __init__(self, root: int, interval: float = 0.25) -> None:
+        self.root = root
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []  # (monotonic time, kB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def peak_kb(self) -> int:
+        return max((kb for _, kb in self.samples), default=0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), tree_pss_kb(self.root)))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.samples.append((time.monotonic(), tree_pss_kb(self.root)))
 
 
 def options_answered(port: int, timeout: float) -> bool:
@@ -304,9 +395,14 @@ def running_proxy(setup: Setup, impl: str) -> Iterator[tuple[subprocess.Popen[by
 # -- SIPp -------------------------------------------------------------------------------
 
 
-def start_uas(workdir: Path, port: int, scenario: str) -> subprocess.Popen[bytes]:
-    argv = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port)]
-    argv += ["-buff_size", SIPP_BUFF_SIZE, "-nostdin"]
+def start_uas(
+    workdir: Path, port: int, scenario: str | Path, extra: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """A SIPp UAS on 127.0.0.1:``port``: ``scenario`` is a file of the integration
+    tests' scenarios, or a path; ``extra`` more SIPp options."""
+    path = scenario if isinstance(scenario, Path) else SCENARIOS / scenario
+    argv = ["sipp", "-sf", str(path), "-i", "127.0.0.1", "-p", str(port)]
+    argv += ["-buff_size", SIPP_BUFF_SIZE, "-nostdin", *extra]
     popen = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -333,6 +429,20 @@ class Run:
     cpu: float  # proxy tree CPU seconds over the run
     cpu_main: float  # of which the root process (supervisor / Kamailio main)
     wall: float
+    rtt_ms: tuple[int, ...] = ()  # SIPp's INVITE -> 200 OK time of each call, whole ms
+    peak_pss_kb: int = 0  # highest sampled PSS of the proxy tree during the run
+
+    @property
+    def rtt_p50(self) -> float | None:
+        return percentile(self.rtt_ms, 50)
+
+    @property
+    def rtt_p99(self) -> float | None:
+        return percentile(self.rtt_ms, 99)
+
+    @property
+    def rtt_mean(self) -> float | None:
+        return statistics.fmean(self.rtt_ms) if self.rtt_ms else None
 
     @property
     def failed_ratio(self) -> float:
@@ -341,6 +451,44 @@ class Run:
     @property
     def cpu_ms_per_call(self) -> float:
         return self.cpu / max(self.successful, 1) * 1000
+
+
+def percentile(values: Sequence[int], pct: float) -> float | None:
+    """The nearest-rank ``pct`` percentile of ``values`` (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+def timed_scenario(workdir: Path, scenario: str, name: str) -> Path:
+    """A copy of ``scenario`` named ``name`` whose first ``<recv response="200"`` carries
+    ``rtd="true"``: SIPp's response-time timer 1 starts with the call (the INVITE) and
+    stops there, so each call's figure is INVITE -> 200 OK through the proxy (two
+    hops each way plus the UAS's immediate answer)."""
+    text = (SCENARIOS / scenario).read_text(encoding="iso-8859-1")
+    marked = text.replace('<recv response="200"', '<recv response="200" rtd="true"', 1)
+    if marked == text:
+        raise SystemExit(f'{scenario}: no <recv response="200"> to time')
+    path = workdir / name
+    path.write_text(marked, encoding="iso-8859-1")
+    return path
+
+
+def read_rtts(workdir: Path, stem: str) -> tuple[int, ...]:
+    """The response times SIPp wrote with ``-trace_rtt`` (``STEM_PID_rtt.csv``, lines
+    ``date_ms;response_time_ms;rtd_no``). Measured with SIPp 3.6.1: the response time
+    is a whole number of milliseconds (SIPp's clock ticks in ms), so on loopback most
+    calls read 0 or 1; the mean of many such samples is still a fair sub-ms estimate."""
+    values: list[int] = []
+    for path in workdir.glob(f"{stem}_*_rtt.csv"):
+        for line in path.read_text(encoding="ascii", errors="replace").splitlines()[1:]:
+            fields = line.split(";")
+            if len(fields) >= 3 and fields[2].strip() == "1":
+                with contextlib.suppress(ValueError):
+                    values.append(int(float(fields[1])))
+    return tuple(values)
 
 
 def sipp_uac(
@@ -353,18 +501,21 @@ def sipp_uac(
     spread: bool,
     scenario: str,
 ) -> Run:
-    """One bounded SIPp UAC run through the proxy, with the proxy tree's CPU time."""
+    """One bounded SIPp UAC run through the proxy, with the proxy tree's CPU time, its
+    peak PSS (sampled) and SIPp's response time of every call (``-trace_rtt``)."""
     (local,) = free_udp_ports(1)
     stat = workdir / f"uac-{local}.csv"
-    argv = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(local)]
+    timed = timed_scenario(workdir, scenario, f"uac-{local}.xml")
+    argv = ["sipp", "-sf", str(timed), "-i", "127.0.0.1", "-p", str(local)]
     argv += ["-buff_size", SIPP_BUFF_SIZE, "-nostdin", "-m", str(calls), "-r", str(rate)]
     argv += ["-recv_timeout", "3000", "-timeout", "120s", "-trace_stat", "-stf", str(stat)]
+    argv += ["-trace_rtt", "-rtt_freq", "100"]
     if spread:
         argv += ["-t", "un", "-max_socket", "8192"]
     argv.append(f"127.0.0.1:{port}")
     before, before_main = tree_cpu_seconds(proxy.pid)
     start = time.monotonic()
-    with contextlib.suppress(subprocess.TimeoutExpired):
+    with MemorySampler(proxy.pid) as memory, contextlib.suppress(subprocess.TimeoutExpired):
         subprocess.run(
             argv,
             stdin=subprocess.DEVNULL,
@@ -389,6 +540,8 @@ def sipp_uac(
         cpu=after - before,
         cpu_main=after_main - before_main,
         wall=wall,
+        rtt_ms=read_rtts(workdir, timed.stem),
+        peak_pss_kb=memory.peak_kb,
     )
 
 
@@ -505,14 +658,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if shutil.which(tool) is None:
             print(f"{tool} is not installed (scripts/setup.sh installs it)", file=sys.stderr)
             return 2
-    spread = args.children > 1  # one source port would reach one SO_REUSEPORT worker
     print(machine())
+    started = time.monotonic()
+    results = run_benches(args)
+    for result in results:
+        print_table(result, args.children)
+    print(f"\nbench time: {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def run_benches(args: argparse.Namespace) -> list[Result]:
+    """Every bench of ``args.benches`` in turn (``args`` as ``parse_args`` makes it),
+    printing progress; their results, for ``print_table`` or ``summary_rows``."""
+    spread = args.children > 1  # one source port would reach one SO_REUSEPORT worker
     print(
         f"children={args.children}, "
         f"{'per-call source ports (-t un)' if spread else 'one UAC socket'}"
         f"{', quick' if args.quick else ''}"
     )
-    started = time.monotonic()
     results: list[Result] = []
     for name in args.benches:
         profile = PROFILES[name]
@@ -526,10 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n== {profile.name}: {profile.cfg}", flush=True)
         run_profile(result, args, spread, steps)
         results.append(result)
-    for result in results:
-        print_table(result, args.children)
-    print(f"\nbench time: {time.monotonic() - started:.0f} s")
-    return 0
+    return results
 
 
 def run_profile(
@@ -554,8 +714,8 @@ def run_profile(
             print(f"kcc: missing ({setup.kcc_missing_reason})")
         backends: list[subprocess.Popen[bytes]] = []
         try:
-            for port in (first, second):
-                backends.append(start_uas(workdir, port, profile.uas))
+            for port, scenario in zip((first, second), profile.uas, strict=True):
+                backends.append(start_uas(workdir, port, scenario))
             bench(setup, result, args, spread, steps)
         finally:
             for uas in backends:
@@ -630,20 +790,38 @@ def bench(
         result.notes.append(f"{impl} held every step rate: the search is capped at {steps[-1]}/s")
 
 
-def print_table(result: Result, children: int) -> None:
-    def median_ms(impl: str) -> float | None:
-        runs = result.cpu[impl]
-        return statistics.median(run.cpu_ms_per_call for run in runs) if runs else None
+def spread_text(values: Sequence[float], spec: str) -> str:
+    """``median (min-max)`` of ``values``, or just the value when there is one."""
+    if not values:
+        return "missing"
+    median = format(statistics.median(values), spec)
+    if len(values) == 1:
+        return median
+    return f"{median} ({format(min(values), spec)}-{format(max(values), spec)})"
 
-    kam_cpu, kcc_cpu = median_ms("kamailio"), median_ms("kcc")
+
+def summary_rows(result: Result) -> list[tuple[str, str, str, str]]:
+    """The table of one bench: (what, Kamailio, kcc, kcc/Kamailio) per row. Figures
+    from the CPU runs are the median over rounds with min-max."""
+
+    def per_run(impl: str, value: Callable[[Run], float | None]) -> list[float]:
+        return [v for v in (value(run) for run in result.cpu[impl]) if v is not None]
+
+    def row(label: str, value: Callable[[Run], float | None], spec: str) -> tuple[str, ...]:
+        kam, kcc = per_run("kamailio", value), per_run("kcc", value)
+        kam_med = statistics.median(kam) if kam else None
+        kcc_med = statistics.median(kcc) if kcc else None
+        return (label, spread_text(kam, spec), spread_text(kcc, spec), ratio(kcc_med, kam_med))
+
     rounds = max(len(result.cpu["kamailio"]), len(result.cpu["kcc"]))
-    print()
-    print(f"{result.profile.name} (children={children})")
-    print(f"{'':44} {'Kamailio':>10} {'kcc':>10} {'kcc/Kamailio':>13}")
-    print(
-        f"{f'CPU ms per call @ {result.rate}/s (median of {rounds})':44} "
-        f"{fmt(kam_cpu, '.4f'):>10} {fmt(kcc_cpu, '.4f'):>10} {ratio(kcc_cpu, kam_cpu):>13}"
-    )
+    at = f"@ {result.rate}/s, {rounds} rounds"
+    rows = [
+        row(f"CPU ms per call {at}", lambda run: run.cpu_ms_per_call, ".4f"),
+        row(f"INVITE->200 p50 ms {at}", lambda run: run.rtt_p50, ".0f"),
+        row(f"INVITE->200 p99 ms {at}", lambda run: run.rtt_p99, ".0f"),
+        row(f"INVITE->200 mean ms {at}", lambda run: run.rtt_mean, ".3f"),
+        row(f"peak PSS MB {at}", lambda run: run.peak_pss_kb / 1024, ".1f"),
+    ]
 
     def held(impl: str) -> tuple[float | None, str]:
         rate = result.held[impl]
@@ -654,19 +832,35 @@ def print_table(result: Result, children: int) -> None:
         return None, "missing"
 
     (kam_rate, kam_text), (kcc_rate, kcc_text) = held("kamailio"), held("kcc")
-    print(
-        f"{'highest rate held, < 1 % failed (calls/s)':44} {kam_text:>10} "
-        f"{kcc_text:>10} {ratio(kcc_rate, kam_rate):>13}"
-    )
+    label = "highest rate held, < 1 % failed (calls/s)"
+    rows.append((label, kam_text, kcc_text, ratio(kcc_rate, kam_rate)))
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def result_notes(result: Result) -> list[str]:
+    notes: list[str] = []
     for impl in IMPLS:
         lossy = sum(1 for run in result.cpu[impl] if run.successful < run.calls)
         if lossy:
-            print(
-                f"note: {impl}: {lossy} of {len(result.cpu[impl])} CPU runs lost calls "
+            notes.append(
+                f"{impl}: {lossy} of {len(result.cpu[impl])} CPU runs lost calls "
                 f"({sum(run.calls - run.successful for run in result.cpu[impl])} calls); "
                 "CPU is per successful call"
             )
-    for note in result.notes:
+    return notes + result.notes
+
+
+def print_table(result: Result, children: int) -> None:
+    rows = summary_rows(result)
+    width = max(len(r[0]) for r in rows)
+    kam_w = max(10, *(len(r[1]) for r in rows))
+    kcc_w = max(10, *(len(r[2]) for r in rows))
+    print()
+    print(f"{result.profile.name} (children={children})")
+    print(f"{'':{width}} {'Kamailio':>{kam_w}} {'kcc':>{kcc_w}} {'kcc/Kamailio':>13}")
+    for label, kam, kcc, rat in rows:
+        print(f"{label:{width}} {kam:>{kam_w}} {kcc:>{kcc_w}} {rat:>13}")
+    for note in result_notes(result):
         print(f"note: {note}")
 
 
