@@ -94,10 +94,13 @@ from kcc_runtime.transaction import (
     ClientTransaction,
     ResponseReceived,
     ServerTransaction,
+    State,
     Timeout,
     TimerConfig,
+    Transaction,
     TransactionLayer,
     TransactionLimitError,
+    TransactionTerminated,
 )
 from kcc_runtime.values import Value
 
@@ -185,7 +188,7 @@ def timer_config(modparams: dict[str, int | str]) -> TimerConfig:
     )
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class TmBranch:
     """One client branch (Kamailio's ``struct ua_client``)."""
 
@@ -211,7 +214,7 @@ class TmBranch:
     uri: str | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Cell:
     """A transaction as tm keeps it (Kamailio's ``struct cell``)."""
 
@@ -323,9 +326,35 @@ class Tm:
                     self._on_response(event)
                 elif isinstance(event, Timeout):
                     self._on_timeout(event)
+                elif isinstance(event, TransactionTerminated):
+                    self._terminated(event.transaction)
                 self.flush()
         finally:
             self._pumping = False
+
+    @staticmethod
+    def _terminated(tx: Transaction) -> None:
+        """A transaction of a cell ended; once the server transaction and every
+        branch have, nothing can reach the cell again (the layer's tables no longer
+        hold its transactions), so the links that make it a reference cycle (each
+        transaction's ``context`` back to the cell, the request context's
+        ``tm_cell``) are cut: reference counting frees the cell, its request and its
+        contexts at once instead of leaving ~140 objects per call to the cyclic
+        garbage collector, whose full passes over a table of thousands of live
+        transactions took ~100 ms each (the p99 response time at load)."""
+        owner = tx.context
+        cell = owner[0] if isinstance(owner, tuple) else owner
+        if not isinstance(cell, Cell):
+            return
+        if cell.server.state is not State.TERMINATED:
+            return
+        if any(br.tx.state is not State.TERMINATED for br in cell.branches):
+            return
+        cell.server.context = None
+        for br in cell.branches:
+            br.tx.context = None
+        if cell.ctx.tm_cell is cell:
+            cell.ctx.tm_cell = None
 
     def on_timer(self, now: float) -> None:
         """Fire the due transaction timers (the engine's periodic tick)."""

@@ -29,9 +29,15 @@ handed to the TU, as tm keeps the branch until the cell's wait timer ends.
 
 Timers live in one heap of ``(when, seq, tx, name)``; a transaction records the ``seq``
 of each armed timer by name and cancelling is forgetting it (lazy deletion: stale heap
-entries are skipped when they surface). Terminated transactions leave every table at
-once. Tables are bounded (``max_transactions`` each for server and client sides): a new
-request that finds the table full produces ``TableFull`` and no transaction.
+entries are skipped when they surface). A stale entry still holds its transaction, and
+most timers are cancelled long before they are due (``fr_inv_timer``, 120 s, ends with
+every answered call): left alone they kept each finished call's transactions, request
+and cell for two minutes. So when the heap has grown past twice its size at the last
+clean-up, it is rebuilt with the live entries only (amortised O(1) per timer), and a
+finished transaction is freed at the end of its wait timer. Terminated transactions
+leave every table at once. Tables are bounded (``max_transactions`` each for server
+and client sides): a new request that finds the table full produces ``TableFull`` and
+no transaction.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ TRYING_REASON: Final = "trying -- your call is important to us"
 #: Transports without their own retransmission (§17.1.1.2, §18).
 UNRELIABLE: Final = frozenset({"UDP", "DTLS"})
 DEFAULT_MAX_TRANSACTIONS: Final = 100_000
+#: the timer heap is never cleaned of stale entries below this size
+_HEAP_CLEANUP_MIN: Final = 1024
 
 _ServerKey = tuple[object, ...]
 _ClientKey = tuple[str, str]
@@ -73,7 +81,7 @@ class TransactionLimitError(RuntimeError):
 
 
 class Transaction:
-    """What client and server transactions share: kind, state, request, timers.
+    """What client and server transactions share: kind, state, method, timers.
 
     ``context`` is free for the TU (Kamailio's cell, the branch index...); the layer
     never reads it.
@@ -87,15 +95,13 @@ class Transaction:
         "kind",
         "method",
         "reliable",
-        "request",
         "state",
     )
 
-    def __init__(self, kind: Kind, request: Request, reliable: bool, now: float) -> None:
+    def __init__(self, kind: Kind, method: str, reliable: bool, now: float) -> None:
         self.kind = kind
         self.state = INITIAL[kind]
-        self.request = request
-        self.method = request.method
+        self.method = method
         self.reliable = reliable
         self.created = now
         self.context: object = None
@@ -123,12 +129,21 @@ class ServerTransaction(Transaction):
     ``src``) and the TU may replace it (Via ``received``/``rport``, §18.2.2).
     """
 
-    __slots__ = ("_ack_key", "_key", "last_response", "last_status", "reply_dest", "src")
+    __slots__ = (
+        "_ack_key",
+        "_key",
+        "last_response",
+        "last_status",
+        "reply_dest",
+        "request",
+        "src",
+    )
 
     def __init__(
         self, kind: Kind, request: Request, src: object, reliable: bool, now: float
     ) -> None:
-        super().__init__(kind, request, reliable, now)
+        super().__init__(kind, request.method, reliable, now)
+        self.request = request
         self.src = src
         self.reply_dest = src
         self.last_response: bytes | None = None
@@ -138,7 +153,12 @@ class ServerTransaction(Transaction):
 
 
 class ClientTransaction(Transaction):
-    """A client transaction (§17.1): the request sent, where, and what came back."""
+    """A client transaction (§17.1): the request sent, where, and what came back.
+
+    It keeps the bytes it sent, not their parse: a call's branch lives for the whole
+    wait timer, and only a CANCEL or the ACK of a negative reply reads the request
+    again (:attr:`request` parses it then).
+    """
 
     __slots__ = (
         "ack",
@@ -154,7 +174,7 @@ class ClientTransaction(Transaction):
     def __init__(  # noqa: PLR0917 -- built in one place, by the layer
         self,
         kind: Kind,
-        request: Request,
+        method: str,
         data: bytes,
         dest: object,
         branch: str,
@@ -163,7 +183,7 @@ class ClientTransaction(Transaction):
         fr_timer: float | None,
         fr_inv_timer: float | None,
     ) -> None:
-        super().__init__(kind, request, reliable, now)
+        super().__init__(kind, method, reliable, now)
         self.data = data
         self.dest = dest
         self.branch = branch
@@ -175,6 +195,13 @@ class ClientTransaction(Transaction):
         self.ack: bytes | None = None
         #: the final-response timer fired (the TU answers 408)
         self.timed_out = False
+
+    @property
+    def request(self) -> Request:
+        """The request this transaction sent, parsed (again) from its bytes."""
+        msg = parse_message(self.data)
+        assert isinstance(msg, Request)  # send_request parsed these bytes as one
+        return msg
 
     @property
     def responded(self) -> bool:
@@ -189,13 +216,15 @@ class ClientTransaction(Transaction):
         Max-Forwards are Kamailio 5.6's (``Via, Max-Forwards, From, To, Call-ID, CSeq,
         Route..., Content-Length``, observed on the wire).
         """
-        to = response.header_bytes(b"to") or self.request.header_bytes(b"to") or b""
-        return _local_request(self.request, b"ACK", to)
+        request = self.request
+        to = response.header_bytes(b"to") or request.header_bytes(b"to") or b""
+        return _local_request(request, b"ACK", to)
 
     def build_cancel(self) -> bytes:
         """A CANCEL for this INVITE (RFC 3261 §9.1): the request's Request-URI, Call-ID,
         From, To, CSeq number and top Via, method CANCEL, and its Route headers."""
-        return _local_request(self.request, b"CANCEL", self.request.header_bytes(b"to") or b"")
+        request = self.request
+        return _local_request(request, b"CANCEL", request.header_bytes(b"to") or b"")
 
 
 def _local_request(request: Request, method: bytes, to: bytes) -> bytes:
@@ -386,6 +415,8 @@ class TransactionLayer:
         self._ack2543: dict[_ServerKey, ServerTransaction] = {}
         self._client: dict[_ClientKey, ClientTransaction] = {}
         self._heap: list[tuple[float, int, Transaction, str]] = []
+        #: the heap's size that triggers the next removal of stale entries
+        self._heap_cleanup_at = _HEAP_CLEANUP_MIN
         self._seq = 0
         self._out: list[tuple[bytes, object]] = []
         self._events: deque[Event] = deque()
@@ -445,7 +476,13 @@ class TransactionLayer:
     def _arm(self, tx: Transaction, name: str, delay: float, now: float) -> None:
         self._seq += 1
         tx._timers[name] = self._seq
-        heapq.heappush(self._heap, (now + delay, self._seq, tx, name))
+        heap = self._heap
+        heapq.heappush(heap, (now + delay, self._seq, tx, name))
+        if len(heap) > self._heap_cleanup_at:
+            # in place: handle_timer may be iterating over this very list
+            heap[:] = [entry for entry in heap if entry[2]._timers.get(entry[3]) == entry[1]]
+            heapq.heapify(heap)
+            self._heap_cleanup_at = max(_HEAP_CLEANUP_MIN, 2 * len(heap))
 
     def _wait(self, tx: Transaction, name: str, delay: float, now: float) -> None:
         """Arm a terminating wait (D, I, J, K, L, M); a zero wait terminates at once."""
@@ -708,7 +745,7 @@ class TransactionLayer:
         fr = fr_timer if fr_timer is not None else cfg.fr_timer
         fr_inv = fr_inv_timer if fr_inv_timer is not None else cfg.fr_inv_timer
         tx = ClientTransaction(
-            kind, msg, data, dest, branch, _is_reliable(via, reliable), now, fr, fr_inv
+            kind, msg.method, data, dest, branch, _is_reliable(via, reliable), now, fr, fr_inv
         )
         self._client[key] = tx
         self._out.append((data, dest))

@@ -1,0 +1,158 @@
+"""What a finished call leaves in a worker's memory: nothing, once its wait timer ends.
+
+tm's cells, their transactions, requests and route contexts point at each other; the
+last transaction to end cuts those links (``Tm._terminated``), so reference counting
+frees a call without the cyclic garbage collector, whose full passes over thousands of
+live transactions stall a worker for ~100 ms. And the timer heap drops the entries of
+cancelled timers, which otherwise held every answered call for ``fr_inv_timer``.
+Sans-IO: bytes in, a fake clock, the collector switched off while the calls run.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from kcc_runtime.engine import Proxy
+from kcc_runtime.transaction import Transaction
+
+from tests.runtime.test_tm import CALLER, ME, Clock, answer, cancel, invite, make
+
+
+@contextmanager
+def collector_off() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def in_dialog(cid: str, method: str, cseq: int) -> bytes:
+    return (
+        f"{method} sip:bob@127.0.0.1:5081 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:5170;branch=z9hG4bK-{cid}-{method.lower()};rport\r\n"
+        "Route: <sip:127.0.0.1:5160;lr;ftag=a1>\r\n"
+        "Max-Forwards: 70\r\n"
+        "From: <sip:alice@example.com>;tag=a1\r\n"
+        "To: <sip:bob@example.com>;tag=b2tag\r\n"
+        f"Call-ID: {cid}@example.com\r\n"
+        f"CSeq: {cseq} {method}\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def answered_call(p: Proxy, clock: Clock, cid: str) -> None:
+    """INVITE, 180, 200, ACK and BYE with its 200, all through the proxy."""
+    [_, fwd] = p.receive(invite(cid), CALLER, ME)
+    p.receive(answer(fwd.data, 180, "Ringing"), fwd.dst, ME)
+    p.receive(answer(fwd.data, 200, "OK"), fwd.dst, ME)
+    p.receive(in_dialog(cid, "ACK", 1), CALLER, ME)
+    [bye] = p.receive(in_dialog(cid, "BYE", 2), CALLER, ME)
+    p.receive(answer(bye.data, 200, "OK"), bye.dst, ME)
+
+
+def failed_over_call(p: Proxy, clock: Clock, cid: str) -> None:
+    """failover_rr: the first backend answers 500, the failure route relays the
+    INVITE to the second, which answers 200."""
+    [_, fwd] = p.receive(invite(cid), CALLER, ME)
+    out = p.receive(answer(fwd.data, 500, "Server Error"), fwd.dst, ME)
+    [second] = [o for o in out if o.data.startswith(b"INVITE")]
+    p.receive(answer(second.data, 200, "OK"), second.dst, ME)
+
+
+def canceled_call(p: Proxy, clock: Clock, cid: str) -> None:
+    """CANCEL after a 180: 200 canceling, CANCEL to the backend, its 487 relayed."""
+    [_, fwd] = p.receive(invite(cid), CALLER, ME)
+    p.receive(answer(fwd.data, 180, "Ringing"), fwd.dst, ME)
+    out = p.receive(cancel(cid), CALLER, ME)
+    [cancel_fwd] = [o for o in out if o.data.startswith(b"CANCEL")]
+    p.receive(answer(cancel_fwd.data, 200, "OK"), cancel_fwd.dst, ME)
+    p.receive(answer(fwd.data, 487, "Request Terminated"), fwd.dst, ME)
+    ack = invite(cid).replace(b"INVITE sip", b"ACK sip").replace(b"1 INVITE", b"1 ACK")
+    p.receive(ack, CALLER, ME)
+
+
+def timed_out_call(p: Proxy, clock: Clock, cid: str) -> None:
+    """A silent backend: tm's local 408 at fr_timer (30 s), ACKed by the caller."""
+    p.receive(invite(cid), CALLER, ME)
+    for _ in range(31):
+        clock.now += 1.0
+        p.on_timer(clock.now)
+    ack = invite(cid).replace(b"INVITE sip", b"ACK sip").replace(b"1 INVITE", b"1 ACK")
+    p.receive(ack, CALLER, ME)
+
+
+Flow = Callable[[Proxy, Clock, str], None]
+FLOWS: list[tuple[str, Flow]] = [
+    ("stateful_rr", answered_call),
+    ("failover_rr", failed_over_call),
+    ("stateful_rr", canceled_call),
+    ("stateful_rr", timed_out_call),
+]
+
+
+def live_transactions() -> int:
+    return sum(isinstance(o, Transaction) for o in gc.get_objects())
+
+
+@pytest.mark.parametrize(("stem", "flow"), FLOWS, ids=[f.__name__ for _, f in FLOWS])
+def test_a_finished_call_is_freed_without_the_cyclic_collector(stem: str, flow: Flow) -> None:
+    p, clock = make(stem)
+    flow(p, clock, "warm-up")  # the first call fills per-worker caches
+    for _ in range(40):
+        clock.now += 1.0
+        p.on_timer(clock.now)
+    with collector_off():
+        for i in range(20):
+            flow(p, clock, f"call{i}")
+        # past wt_timer (5 s), and past Timer H (fr_timer, 30 s): the book's cfg
+        # does not give the ACK of a negative reply to its transaction
+        for _ in range(40):
+            clock.now += 1.0
+            p.on_timer(clock.now)
+        assert len(p.tm.layer) == 0
+        unreachable = gc.collect()
+    assert unreachable == 0
+
+
+def test_answered_calls_leave_no_transaction_behind_their_wait_timer() -> None:
+    # every answered call cancels its fr_inv_timer (120 s): the heap entries of
+    # those timers must not keep 2,000 calls' transactions alive
+    p, clock = make("stateful_rr")
+    with collector_off():
+        before = live_transactions()
+        for i in range(2000):
+            answered_call(p, clock, f"c{i}")
+            clock.now += 0.005
+            p.on_timer(clock.now)
+        for _ in range(10):
+            clock.now += 1.0
+            p.on_timer(clock.now)
+        assert len(p.tm.layer) == 0
+        left = live_transactions() - before
+    # what stays is what the heap may still hold before its next clean-up, which
+    # comes when it has doubled: far below the 8,000 transactions of these calls
+    assert left <= 1024
+
+
+def test_a_ringing_call_is_kept_with_its_timers() -> None:
+    # the clean-up keeps live timers: a call still ringing gets its 408 at
+    # fr_inv_timer after thousands of other calls came and went
+    p, clock = make("stateful_rr")
+    [_, fwd] = p.receive(invite("ringing"), CALLER, ME)
+    p.receive(answer(fwd.data, 180, "Ringing"), fwd.dst, ME)
+    start = clock.now
+    for i in range(1500):
+        answered_call(p, clock, f"c{i}")
+    first_408 = None
+    while first_408 is None and clock.now < start + 130:
+        clock.now += 0.5
+        for out in p.on_timer(clock.now):
+            if out.dst == CALLER and out.data.startswith(b"SIP/2.0 408 "):
+                first_408 = clock.now - start
+    assert first_408 is not None
+    assert 120 <= first_408 <= 120.5
