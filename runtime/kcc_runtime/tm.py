@@ -666,6 +666,7 @@ class Tm:
                 reliable=p != "udp",
                 fr_timer=cell.fr_timer,
                 fr_inv_timer=cell.fr_inv_timer,
+                built=(msg.method, branch),
             )
         except (ValueError, TransactionLimitError) as exc:
             log.error("t_relay: cannot start the branch: %s", exc)

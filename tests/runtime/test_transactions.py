@@ -385,6 +385,28 @@ def test_send_request_rejects_what_cannot_be_a_client_transaction() -> None:
         layer.send_request(request(branch="z9hG4bKx2"), DEST, 0.0)
 
 
+def test_send_request_built_by_the_tu_is_not_parsed_and_matches_the_same() -> None:
+    # tm names the method and branch of a request it built: the layer trusts them
+    # and the transaction behaves as one whose bytes it parsed
+    layer = TransactionLayer()
+    data = request()
+    tx = layer.send_request(data, DEST, 0.0, reliable=False, built=("INVITE", "z9hG4bKabc1"))
+    assert (tx.method, tx.branch, tx.kind, tx.reliable) == (
+        "INVITE",
+        "z9hG4bKabc1",
+        Kind.INVITE_CLIENT,
+        False,
+    )
+    assert tx.request.buf == data  # parsed only when asked for (CANCEL, ACK)
+    assert drain(layer) == []
+    assert layer.datagrams_to_send() == [(data, DEST)]
+    assert layer.receive_response(resp(response(data, 180)), DEST, 0.1) is tx
+    with pytest.raises(ValueError, match="ACK"):
+        layer.send_request(data, DEST, 0.0, reliable=False, built=("ACK", "z9hG4bKa2"))
+    with pytest.raises(ValueError, match="exists"):
+        layer.send_request(data, DEST, 0.0, reliable=False, built=("INVITE", "z9hG4bKabc1"))
+
+
 def test_client_transport_error_ends_the_transaction() -> None:
     layer = TransactionLayer()
     tx = layer.send_request(request(), DEST, 0.0)

@@ -716,6 +716,7 @@ class TransactionLayer:
         reliable: bool | None = None,
         fr_timer: float | None = None,
         fr_inv_timer: float | None = None,
+        built: tuple[str, str] | None = None,
     ) -> ClientTransaction:
         """Start a client transaction sending ``data`` to ``dest`` (§17.1.1, §17.1.2).
 
@@ -723,30 +724,35 @@ class TransactionLayer:
         transaction (Kamailio ``t_set_fr``). ``reliable`` defaults to the top Via's
         transport. Raises ``ValueError`` for bytes that are not a request with a top
         Via branch and a CSeq, or an ACK (which has no transaction), or a duplicate;
-        ``TransactionLimitError`` when the client table is full.
+        ``TransactionLimitError`` when the client table is full. A TU that built the
+        request itself passes ``built=(method, top Via branch)`` and ``reliable``, and
+        the bytes are not parsed again (tm's branches: a parse per relayed request).
         """
-        msg = parse_message(data)
-        if not isinstance(msg, Request):
-            raise ValueError("send_request needs a request")
-        if msg.method == "ACK":
+        if built is not None and reliable is not None:
+            method, branch = built
+        else:
+            msg = parse_message(data)
+            if not isinstance(msg, Request):
+                raise ValueError("send_request needs a request")
+            via = msg.via
+            found = via.branch if via is not None else None
+            if not found or msg.cseq is None:
+                raise ValueError("a client request needs a top Via branch and a CSeq")
+            method, branch = msg.method, found
+            reliable = _is_reliable(via, reliable)
+        if method == "ACK":
             raise ValueError("an ACK has no client transaction (use send_stateless)")
-        via = msg.via
-        branch = via.branch if via is not None else None
-        if not branch or msg.cseq is None:
-            raise ValueError("a client request needs a top Via branch and a CSeq")
-        key = (branch, msg.method)
+        key = (branch, method)
         if key in self._client:
             raise ValueError("a client transaction with this branch and method exists")
         if len(self._client) >= self.max_transactions:
             raise TransactionLimitError("client transaction table full")
         cfg = self.config
-        invite = msg.method == "INVITE"
+        invite = method == "INVITE"
         kind = Kind.INVITE_CLIENT if invite else Kind.NON_INVITE_CLIENT
         fr = fr_timer if fr_timer is not None else cfg.fr_timer
         fr_inv = fr_inv_timer if fr_inv_timer is not None else cfg.fr_inv_timer
-        tx = ClientTransaction(
-            kind, msg.method, data, dest, branch, _is_reliable(via, reliable), now, fr, fr_inv
-        )
+        tx = ClientTransaction(kind, method, data, dest, branch, reliable, now, fr, fr_inv)
         self._client[key] = tx
         self._out.append((data, dest))
         if not tx.reliable:
