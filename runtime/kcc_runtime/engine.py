@@ -81,6 +81,7 @@ import hashlib
 import ipaddress
 import logging
 import socket as _socket
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -251,21 +252,27 @@ def _crcitt(parts: Sequence[bytes]) -> str:
 
 
 def _core_hash(first: bytes, second: bytes, size: int) -> int:
-    """Kamailio's ``core_hash(s1, s2, size)`` over C ``char`` (signed) bytes."""
+    """Kamailio's ``core_hash(s1, s2, size)`` over C ``char`` (signed) bytes
+    (``size`` 0: the whole 32-bit hash).
+
+    Each step adds ``v ^ (v >> 3)`` for ``v`` the next 4 bytes big-endian (the tail:
+    its 1..3 bytes) summed as signed chars in an unsigned int: that is the unsigned
+    value ``u`` minus 256 << 8k for every byte k places from the end with its top bit
+    set, i.e. ``u - ((u & 0x80808080) << 1)`` mod 2**32 (the first byte's correction
+    of a full word is 2**32, which vanishes). The sum of the steps is taken mod 2**32
+    once at the end."""
     h = 0
     for data in (first, second):
-        sb = [b - 256 if b > 127 else b for b in data]
-        n = len(sb)
-        i = 0
-        while i <= n - 4:
-            v = ((sb[i] << 24) + (sb[i + 1] << 16) + (sb[i + 2] << 8) + sb[i + 3]) & 0xFFFFFFFF
-            h = (h + (v ^ (v >> 3))) & 0xFFFFFFFF
-            i += 4
-        v = 0
-        while i < n:
-            v = ((v << 8) + sb[i]) & 0xFFFFFFFF
-            i += 1
-        h = (h + (v ^ (v >> 3))) & 0xFFFFFFFF
+        n = len(data)
+        whole = n & ~3
+        for u in struct.unpack_from(f">{whole >> 2}I", data) if whole else ():
+            v = (u - ((u & 0x80808080) << 1)) & 0xFFFFFFFF
+            h += v ^ (v >> 3)
+        if whole < n:
+            u = int.from_bytes(data[whole:], "big")
+            v = (u - ((u & 0x808080) << 1)) & 0xFFFFFFFF
+            h += v ^ (v >> 3)
+    h &= 0xFFFFFFFF
     h = ((h + (h >> 11)) + ((h >> 13) + (h >> 23))) & 0xFFFFFFFF
     return h & (size - 1)
 
@@ -313,15 +320,28 @@ def sl_to_tag(prefix: str, msg: Message) -> str:
     return f"{prefix}.{_crcitt(first)}{_crcitt(second)}"
 
 
+#: where :func:`forward_branch` keeps its result in ``Message._cache`` (a name the
+#: parser's own entries never take)
+_BRANCH_KEY: Final = "kcc.forward_branch"
+
+
 def forward_branch(msg: Request) -> str:
     """The branch of the Via a stateless ``forward`` adds (see the module docstring):
-    the same for every retransmission of ``msg``."""
+    the same for every retransmission of ``msg``.
+
+    It depends on the received bytes alone (the headers as received, the R-URI of
+    the first line, not a rewritten one), so it is computed once per message: tm
+    asks for it when it creates the transaction and for every branch it sends."""
+    cached = msg._cache.get(_BRANCH_KEY)
+    if isinstance(cached, str):
+        return cached
     from_ = msg.from_
     to = msg.to
     via = msg.via
     callid = msg.header_bytes(b"call-id") or b""
     cseq_raw = msg.header_bytes(b"cseq") or b""
-    cseq_num = cseq_raw.split(None, 1)[0] if cseq_raw.split() else b""
+    cseq_words = cseq_raw.split(None, 1)
+    cseq_num = cseq_words[0] if cseq_words else b""
     parts: list[bytes] = [
         (from_.tag or "").encode("utf-8", "surrogateescape") if from_ is not None else b"",
         b""
@@ -338,7 +358,9 @@ def forward_branch(msg: Request) -> str:
             parts.append(via.branch.encode("utf-8", "surrogateescape"))
     digest = hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
     index = _core_hash(callid, cseq_num, _TABLE_ENTRIES)
-    return f"z9hG4bK{_reverse_hex(index)}.{digest}.0"
+    branch = f"z9hG4bK{_reverse_hex(index)}.{digest}.0"
+    msg._cache[_BRANCH_KEY] = branch
+    return branch
 
 
 def _q_text(q: int) -> str:

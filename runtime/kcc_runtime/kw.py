@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 from kcc_runtime.pv import current_ruri, split_uri
@@ -306,13 +306,60 @@ def _advertised(text: str) -> str | None:
     return None
 
 
+#: a host as ``myself`` compares it: an IP literal (IPv6 with or without brackets) as
+#: its packed bytes (with ``%scope`` for an IPv6 one: equal exactly when the addresses
+#: are), else the name in lower case (bytes never equal a str: an address never
+#: equals a name). Both hash in C, where an ``ipaddress`` object hashes in Python.
+_HostKey: TypeAlias = bytes | str
+
+#: :func:`_host_key` by host text: parsing an address costs 2-4 us and the same few
+#: hosts (ours, the peers') come back in every message; bounded, so a flood of
+#: distinct names only cycles it
+_HOST_KEYS: dict[str, _HostKey] = {}
+_HOST_KEYS_MAX: Final = 4096
+
+
+def _host_key(host: str) -> _HostKey:
+    """The form of ``host`` that equals another host's exactly when Kamailio's
+    ``check_self`` takes them for the same host."""
+    key = _HOST_KEYS.get(host)
+    if key is None:
+        address = _address(host)
+        if address is None:
+            key = host.lower()
+        elif isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+            key = address.packed + b"%" + address.scope_id.encode("utf-8", "surrogateescape")
+        else:
+            key = address.packed
+        if len(_HOST_KEYS) >= _HOST_KEYS_MAX:
+            _HOST_KEYS.clear()
+        _HOST_KEYS[host] = key
+    return key
+
+
 @dataclass(frozen=True, slots=True)
 class Myself:
     """The local identities ``myself`` compares with: listen sockets (host, port)
-    and aliases (name, port; 0 for any port)."""
+    and aliases (name, port; 0 for any port).
+
+    Their :func:`_host_key` forms are computed once, so that a check is a set lookup."""
 
     sockets: tuple[tuple[str, int], ...] = ()
     aliases: tuple[tuple[str, int], ...] = ()
+    #: (host key, port) of every socket and of every alias with a port
+    _pairs: frozenset[tuple[_HostKey, int]] = field(init=False, repr=False, compare=False)
+    #: the host keys of the aliases that match any port
+    _any_port: frozenset[_HostKey] = field(init=False, repr=False, compare=False)
+    #: every host key (a check without a port)
+    _hosts: frozenset[_HostKey] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sockets = [(_host_key(h), p) for h, p in self.sockets]
+        aliases = [(_host_key(h), p) for h, p in self.aliases]
+        pairs = frozenset([*sockets, *((k, p) for k, p in aliases if p != 0)])
+        object.__setattr__(self, "_pairs", pairs)
+        object.__setattr__(self, "_any_port", frozenset(k for k, p in aliases if p == 0))
+        object.__setattr__(self, "_hosts", frozenset(k for k, _ in (*sockets, *aliases)))
 
     @classmethod
     def from_cfg(cls, listens: tuple[str, ...], aliases: tuple[str, ...]) -> Myself:
@@ -331,23 +378,18 @@ class Myself:
             names.append((host.lower(), port or 0))
         return cls(tuple(sockets), tuple(names))
 
-    @staticmethod
-    def _same_host(a: str, b: str) -> bool:
-        left, right = _address(a), _address(b)
-        if left is not None or right is not None:
-            return left is not None and left == right
-        return a.lower() == b.lower()
-
     def check(self, host: str, port: int | None, extra: tuple[str, int] | None = None) -> bool:
-        """Kamailio's ``check_self(host, port)``; ``port`` None matches any port."""
-        sockets = self.sockets if extra is None else (*self.sockets, extra)
-        for sock_host, sock_port in sockets:
-            if (port is None or port == sock_port) and self._same_host(host, sock_host):
+        """Kamailio's ``check_self(host, port)``; ``port`` None matches any port;
+        ``extra`` is one more socket (the one the message came in on)."""
+        key = _host_key(host)
+        if port is None:
+            if key in self._hosts:
                 return True
-        for alias, alias_port in self.aliases:
-            if (port is None or alias_port in (0, port)) and self._same_host(host, alias):
-                return True
-        return False
+        elif (key, port) in self._pairs or key in self._any_port:
+            return True
+        return (
+            extra is not None and (port is None or port == extra[1]) and _host_key(extra[0]) == key
+        )
 
 
 _EMPTY: Final = Myself()

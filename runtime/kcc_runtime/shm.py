@@ -383,21 +383,26 @@ class SharedCounters(Counters):
         self.rows = rows
         self._mm = mmap.mmap(-1, max(8, 8 * len(self.names) * rows))
         self._cells = memoryview(self._mm).cast("q")
-        self._row = 0
+        #: the cell of each name in this process's row (:meth:`add` runs several
+        #: times per message: one dict lookup finds the cell)
+        self._cell_of: dict[str, int] = {}
+        self.use_row(0)
 
     def use_row(self, row: int) -> None:
         """Make this process write to ``row`` (its rank; 0 the supervisor)."""
         if not 0 <= row < self.rows:
             raise ValueError(f"row {row} outside 0..{self.rows - 1}")
-        self._row = row
+        base = row * len(self.names)
+        self._cell_of = {name: base + i for name, i in self._index.items()}
 
     def add(self, name: str, n: int = 1) -> None:
-        index = self._index.get(name)
-        if index is not None:
-            at = self._row * len(self.names) + index
+        at = self._cell_of.get(name)
+        if at is not None:
             value = self._cells[at] + n
-            # int64 wraps as Kamailio's counters do (never raises)
-            self._cells[at] = (value + 2**63) % 2**64 - 2**63
+            if not _I64_MIN <= value <= _I64_MAX:
+                # int64 wraps as Kamailio's counters do (never raises)
+                value = (value + 2**63) % 2**64 - 2**63
+            self._cells[at] = value
 
     def get(self, name: str) -> int:
         index = self._index.get(name)

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kcc_runtime import kw
 from kcc_runtime.context import EventContext, RequestContext, ScriptExit
-from kcc_runtime.engine import Outgoing, Proxy, Socket, forward_branch, sl_to_tag
+from kcc_runtime.engine import Outgoing, Proxy, Socket, _core_hash, forward_branch, sl_to_tag
 from kcc_runtime.location import Contact, LocationStore
 from kcc_runtime.modules import core, sanity, sl, textops
 from kcc_runtime.pv import accessor
@@ -345,6 +347,43 @@ def test_retransmission_gets_the_same_branch_and_a_new_request_another() -> None
     other = parse_message(INVITE.replace(b"127.0.0.1:5970;branch", b"client.example.com;branch"))
     assert isinstance(other, Request)
     assert forward_branch(other) == "z9hG4bK8749.1040a0d2d6a104359f6cd9eb95262991.0"
+
+
+def test_forward_branch_is_computed_once_per_message() -> None:
+    msg = parse_message(INVITE)
+    assert isinstance(msg, Request)
+    branch = forward_branch(msg)
+    # a rewritten R-URI does not change it (the received one is hashed)
+    msg.set_uri(b"sip:elsewhere@127.0.0.1:5099")
+    assert forward_branch(msg) is branch
+
+
+def _core_hash_reference(first: bytes, second: bytes, size: int) -> int:
+    """Kamailio's ``core_hash`` transcribed byte by byte (signed chars)."""
+    h = 0
+    for data in (first, second):
+        sb = [b - 256 if b > 127 else b for b in data]
+        n = len(sb)
+        i = 0
+        while i <= n - 4:
+            v = ((sb[i] << 24) + (sb[i + 1] << 16) + (sb[i + 2] << 8) + sb[i + 3]) & 0xFFFFFFFF
+            h = (h + (v ^ (v >> 3))) & 0xFFFFFFFF
+            i += 4
+        v = 0
+        while i < n:
+            v = ((v << 8) + sb[i]) & 0xFFFFFFFF
+            i += 1
+        h = (h + (v ^ (v >> 3))) & 0xFFFFFFFF
+    h = ((h + (h >> 11)) + ((h >> 13) + (h >> 23))) & 0xFFFFFFFF
+    return h & (size - 1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=80), st.binary(max_size=12), st.sampled_from([0, 1 << 16, 1 << 10]))
+def test_core_hash_matches_the_bytewise_transcription(
+    first: bytes, second: bytes, size: int
+) -> None:
+    assert _core_hash(first, second, size) == _core_hash_reference(first, second, size)
 
 
 def test_received_and_rport_on_the_forwarded_via() -> None:

@@ -118,6 +118,38 @@ def test_received_socket_is_myself_without_listen() -> None:
     assert kw.ip_is_myself(ctx, None) == 0
 
 
+def _check_reference(
+    me: kw.Myself, host: str, port: int | None, extra: tuple[str, int] | None
+) -> bool:
+    """``Myself.check`` as first written: every pair compared, addresses parsed."""
+
+    def same(a: str, b: str) -> bool:
+        left, right = kw._address(a), kw._address(b)
+        if left is not None or right is not None:
+            return left is not None and left == right
+        return a.lower() == b.lower()
+
+    sockets = me.sockets if extra is None else (*me.sockets, extra)
+    if any((port is None or port == p) and same(host, h) for h, p in sockets):
+        return True
+    return any((port is None or p in (0, port)) and same(host, h) for h, p in me.aliases)
+
+
+def test_myself_check_agrees_with_pairwise_comparison() -> None:
+    hosts = ["127.0.0.1", "::1", "[::1]", "0:0::1", "Example.COM", "example.com", "[x.org]", ""]
+    hosts += ["::ffff:127.0.0.1", "fe80::1", "[FE80::1%eth0]", "fe80::1%ETH0"]
+    ports = [None, 0, 5060, 5090]
+    me = kw.Myself(
+        (("127.0.0.1", 5060), ("::1", 5090), ("example.com", 0), ("fe80::1%eth0", 5060)),
+        (("x.org", 0), ("[x.org]", 5060), ("0.0.0.1", 5090)),
+    )
+    for host in hosts:
+        for port in ports:
+            for extra in (None, ("127.0.0.1", 5090), ("::1", 0)):
+                expected = _check_reference(me, host, port, extra)
+                assert me.check(host, port, extra) == expected, (host, port, extra)
+
+
 def test_message_keywords() -> None:
     ctx = make_ctx()
     assert kw.method(ctx) == "OPTIONS"

@@ -10,6 +10,7 @@ the flag functions, ``log`` and the ``set_{forward,reply}_*`` switches are allow
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Final
@@ -138,9 +139,14 @@ class UriParts:
         return self.scheme in ("tel", "tels")
 
 
+@functools.lru_cache(maxsize=4096)
 def split_uri(text: str) -> UriParts | None:
     """Cut ``text`` into :class:`UriParts`; None when it is not a valid SIP/SIPS/TEL
-    URI (Kamailio: "bad uri", the action fails)."""
+    URI (Kamailio: "bad uri", the action fails).
+
+    The answer is immutable and depends on the text alone, so the last 4096 distinct
+    texts are remembered: a proxy sees the same R-URIs and Route entries (its own,
+    its backends') over and over."""
     colon = text.find(":")
     scheme = text[:colon].lower() if colon > 0 else ""
     if scheme in ("tel", "tels"):
