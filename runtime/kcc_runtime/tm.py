@@ -309,6 +309,8 @@ class Tm:
 
     def flush(self) -> None:
         """Queue what the layer wants sent, in order, through the outbound guard."""
+        if not self.layer.has_output:
+            return
         for data, dest in self.layer.datagrams_to_send():
             if isinstance(dest, Dest):
                 self.proxy.emit(data, dest.proto, dest.addr, dest.sock)
@@ -648,8 +650,7 @@ class Tm:
                 msg._edits = saved_edits
                 return -1
             send_ctx = bctx
-        head, _, _ = _tm_branch_base(cell.request)
-        branch = f"{head}.{_reverse_hex(index)}"
+        branch = f"{_branch_head(cell.request)}.{_reverse_hex(index)}"
         try:
             data = proxy.build_request(send_ctx, msg, sock, p, branch)
         except (SipParseError, ValueError) as exc:
@@ -968,7 +969,7 @@ def hash_index(request: Request) -> int:
     """Kamailio's transaction hash index of ``request`` (``$T(id_index)``): the
     number whose reversed hex digits lead the branch parameter."""
     try:
-        head = _tm_branch_base(request)[0]
+        head = _branch_head(request)
     except SipParseError:
         return 0
     digits = head.removeprefix("z9hG4bK").partition(".")[0]
@@ -1021,12 +1022,12 @@ def _pick(branches: list[TmBranch]) -> TmBranch:
     return best
 
 
-def _tm_branch_base(request: Request) -> tuple[str, str, str]:
-    """The branch parts tm shares with a stateless forward of the same request."""
-    from kcc_runtime.engine import forward_branch
+def _branch_head(request: Request) -> str:
+    """The part of its branches tm shares with a stateless forward of the same
+    request (``z9hG4bK<hash>.<md5>``; each branch appends ``.<index>``)."""
+    from kcc_runtime.engine import forward_branch  # engine imports this module
 
-    head, _, idx = forward_branch(request).rpartition(".")
-    return head, ".", idx
+    return forward_branch(request).rpartition(".")[0]
 
 
 def _reverse_hex(value: int) -> str:

@@ -438,6 +438,11 @@ class TransactionLayer:
 
     # ---- output ------------------------------------------------------------------
 
+    @property
+    def has_output(self) -> bool:
+        """Whether anything waits in :meth:`datagrams_to_send`."""
+        return bool(self._out)
+
     def datagrams_to_send(self) -> list[tuple[bytes, object]]:
         """Everything queued for sending since the last call, as ``(data, dest)``."""
         out, self._out = self._out, []
