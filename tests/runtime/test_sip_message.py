@@ -15,7 +15,13 @@ from kcc_runtime.sip import (
     parse_message,
     parse_uri,
 )
-from kcc_runtime.sip.headers import parse_vias, parse_vias_general
+from kcc_runtime.sip.headers import (
+    parse_name_addr,
+    parse_name_addr_general,
+    parse_vias,
+    parse_vias_general,
+    split_list,
+)
 
 from .corpus import CASES
 
@@ -406,7 +412,12 @@ VIA_VALUES = [
     b"SIP/2.0/UDP h;branch=z9hG4bK1;received=[2001:db8::9:255]",
     b"SIP/2.0/UDP h:99999;branch=a",  # port too large: the general path refuses it
     b'SIP/2.0/UDP h;branch="quoted"',  # quoted value: general path
-    b"SIP/2.0/UDP h;branch=a, SIP/2.0/TCP g;branch=b",  # a list: general path
+    b"SIP/2.0/UDP h;branch=a, SIP/2.0/TCP g;branch=b",  # a list of simple values
+    b"SIP/2.0/UDP h;branch=a ,SIP/2.0/UDP g:5060;rport=1;received=127.0.0.1",
+    b"SIP/2.0/UDP h;branch=a,\r\n SIP/2.0/TCP g;branch=b",  # folded list: general path
+    b'SIP/2.0/UDP h;branch=a, SIP/2.0/TCP g;x="a,b"',  # quoted comma: general path
+    b"SIP/2.0/UDP h;branch=a,",  # empty value after the comma: refused
+    b"SIP/2.0/UDP h;branch=a,, SIP/2.0/UDP g",
 ]
 
 
@@ -438,3 +449,116 @@ def test_every_corpus_via_parses_the_same_on_both_paths() -> None:
             assert parse_vias(msg.buf, vs, ve) == general
             checked += 1
     assert checked >= 70
+
+
+NAME_ADDR_VALUES = [
+    b" sipp <sip:sipp@127.0.0.1:5061>;tag=12345SIPpTag001",
+    b"<sip:127.0.0.1:5062;transport=UDP>",
+    b" sip:sipp@127.0.0.1:5061",
+    b"sip:a@b;tag=x;lr",
+    b"Bob  Smith\t<sips:bob@[2001:db8::1]:5061>;received=[2001:db8::1] ",
+    b"Bob<sip:bob@b>",  # tokens touching "<" (RFC 4475 §3.1.1.6)
+    b'"Bob" <sip:bob@b>;tag=1',  # quoted display name: general path
+    b"<sip:a@b> ;tag=x",  # LWS before ";": general path
+    b"<sip:a@b>;tag=",  # empty value: refused
+    b"<sip:a@b>;tag==x",
+    b"sip:a@b?subject=x",  # addr-spec with "?": refused
+    b"Bell, Alexander <sip:a.g.bell@bell-tel.com>",  # refused (RFC 4475 §3.1.2.15)
+    b"<sip a@b>",
+    b"<tel:+1-555>",
+    b"noscheme",
+    b"",
+]
+
+
+@pytest.mark.parametrize("value", NAME_ADDR_VALUES)
+def test_simple_name_addr_fast_path_agrees_with_the_general_parser(value: bytes) -> None:
+    buf = b"To:" + value + b"\r\n"
+    end = len(buf) - 2
+    try:
+        general = parse_name_addr_general(buf, 3, end, "To")
+    except SipParseError as exc:
+        with pytest.raises(SipParseError) as info:
+            parse_name_addr(buf, 3, end, "To")
+        assert (info.value.reason, info.value.can_reply) == (exc.reason, exc.can_reply)
+        return
+    assert parse_name_addr(buf, 3, end, "To") == general
+
+
+def test_every_corpus_name_addr_parses_the_same_on_both_paths() -> None:
+    checked = 0
+    for case in CASES:
+        try:
+            msg = parse_message(case.data)
+            pairs = list(zip(msg.names, msg.spans, strict=True))
+        except SipParseError:
+            continue
+        for name, (_, vs, ve, _) in pairs:
+            if name not in (b"from", b"to", b"contact", b"route", b"record-route"):
+                continue
+            for start, end in split_list(msg.buf, vs, ve):
+                try:
+                    general = parse_name_addr_general(msg.buf, start, end, "X")
+                except SipParseError:
+                    with pytest.raises(SipParseError):
+                        parse_name_addr(msg.buf, start, end, "X")
+                    continue
+                assert parse_name_addr(msg.buf, start, end, "X") == general
+                checked += 1
+    assert checked >= 120
+
+
+def line_by_line(data: bytes) -> tuple[list[bytes], list[tuple[int, int, int, int]]]:
+    """The header index as the exact line-by-line reader builds it."""
+    msg = parse_message(data)
+    while msg._scan_one():
+        pass
+    return msg._names, msg._spans
+
+
+INDEX_VARIANTS = [
+    INVITE,
+    INVITE.replace(b"\r\n", b"\n"),  # bare-LF message
+    INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards : 70"),  # LWS before the colon
+    INVITE.replace(b"Call-ID: a84b", b"Call-ID:\r\n a84b"),  # folded
+    INVITE.replace(b"CSeq: 314159", b"CSeq: 31\r4159"),  # a CR inside a value
+    INVITE.replace(b"To: Bob", b"To: Bob\n X"),  # a bare LF in a CRLF message
+    INVITE.replace(b"Max-Forwards", b"Max Forwards"),  # not a token
+    # a line ended by a bare LF and a line without a token name: as many names as CRLFs
+    INVITE.replace(b"To: Bob", b"X: y\nTo: Bob").replace(b"Max-Forwards", b"Max Forwards"),
+    INVITE.replace(b"Content-Type: application/sdp\r\n", b"Content-Type: application/sdp\n"),
+]
+
+
+@pytest.mark.parametrize("data", INDEX_VARIANTS)
+def test_one_pass_index_equals_the_line_by_line_one(data: bytes) -> None:
+    msg = parse_message(data)
+    assert (msg.names, msg.spans) == line_by_line(data)
+
+
+def test_one_pass_index_equals_the_line_by_line_one_over_the_corpus() -> None:
+    for case in CASES:
+        try:
+            expected = line_by_line(case.data)
+        except SipParseError:
+            continue
+        msg = parse_message(case.data)
+        assert (msg.names, msg.spans) == expected, case.file
+
+
+def test_one_pass_index_stops_at_the_header_read() -> None:
+    msg = request()
+    assert msg.to is not None  # the first line alone, then the rest up to To
+    assert msg._names == [b"via", b"max-forwards", b"to"]
+    assert msg.call_id == "a84b4c76e66710@pc33.atlanta.example.com"
+    assert len(msg._names) == 5
+    assert msg.header("Subject") is None
+    assert msg.names == line_by_line(INVITE)[0]
+
+
+def test_a_bad_first_header_name_is_found_after_reading_it_alone() -> None:
+    msg = request(INVITE.replace(b"v: SIP", b"v@: SIP"))
+    assert msg.via is None  # the first line is read alone (named "v@")
+    with pytest.raises(SipParseError) as info:
+        msg.validate()
+    assert (info.value.reason, info.value.can_reply) == ("Bad header name", True)

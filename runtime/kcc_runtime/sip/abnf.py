@@ -89,10 +89,28 @@ VIA_PARM: Final = re.compile(
     + rb")[ \t\r\n]+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._]+)(?:[ \t\r\n]*:[ \t\r\n]*([0-9]+))?"
 )
 
-# The same, for the shape nearly every Via has (one value, "SIP/2.0", a transport, a
-# host, an optional port, params without LWS or quotes): one match, no loop.
+# The same, for the shape nearly every Via has ("SIP/2.0", a transport, a host, an
+# optional port, params without LWS or quotes): one match per value, ending at the end
+# of the header value or at the comma before the next value (group 5).
 VIA_SIMPLE: Final = re.compile(
     rb"[ \t]*SIP/2\.0/([A-Za-z]+) (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._]+)(?::([0-9]{1,5}))?((?:;["
+    + TOKEN_CHARS
+    + rb"]+(?:=["
+    + TOKEN_CHARS
+    + rb":\[\]]+)?)*)[ \t]*(?:(,)|\Z)"
+)
+
+# name-addr / addr-spec with *(SEMI generic-param), for the shape nearly every From, To,
+# Contact and Route value has (token display name or none, no LWS around ";" and "=",
+# parameter values tokens or hosts): one match, no loop. 1: display, 2: URI in "<>",
+# 3: bare URI (addr-spec: no ";", ",", "?"), 4: the parameters.
+NAME_ADDR_SIMPLE: Final = re.compile(
+    rb"[ \t]*(?:(?:("
+    + TOKEN
+    + rb"(?:[ \t]+"
+    + TOKEN
+    + rb")*)[ \t]*)?<([^ \t\r\n<>:]*:[^ \t\r\n<>]*)>"
+    + rb'|([^ \t\r\n<>";,?:]*:[^ \t\r\n<>";,?]*))((?:;['
     + TOKEN_CHARS
     + rb"]+(?:=["
     + TOKEN_CHARS

@@ -14,6 +14,7 @@ spliced without re-serializing anything else. The patterns come from ``abnf.py``
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final, NamedTuple
 
@@ -108,33 +109,47 @@ class Via(NamedTuple):
 
 
 def parse_vias(buf: bytes, start: int, end: int) -> list[Via]:
-    """Parse every via-parm of one Via header value ``buf[start:end]``."""
-    m = abnf.VIA_SIMPLE.match(buf, start, end)
-    if m is not None:
-        transport, host, port_raw, plist = m.groups()
+    """Parse every via-parm of one Via header value ``buf[start:end]``.
+
+    Each value of the usual shape takes one ``VIA_SIMPLE`` match, comma-separated ones
+    too (SIPp and other UAs copy every Via of a request onto one line of the
+    response); any other value sends the whole line to the general parser, which gives
+    the same result for what that pattern takes.
+    """
+    out: list[Via] = []
+    pos = start
+    match = abnf.VIA_SIMPLE.match
+    while True:
+        m = match(buf, pos, end)
+        if m is None:
+            return parse_vias_general(buf, start, end)
+        transport, host, port_raw, plist, comma = m.groups()
         port = None if port_raw is None else int(port_raw)
-        if port is None or port <= 65535:
-            pos = m.start(4)
-            params: list[tuple[str, str | None]] = []
-            spans: list[tuple[int, int]] = []
-            for item in plist.split(b";")[1:]:
-                pos += 1
-                name, eq, value = item.partition(b"=")
-                params.append((name.lower().decode("ascii"), value.decode("ascii") if eq else None))
-                spans.append((pos, pos + len(item)))
-                pos += len(item)
-            via = Via(
-                "SIP/2.0",
-                transport.decode("ascii").upper(),
-                host.decode("ascii"),
-                port,
-                tuple(params),
-                m.start(1) - 8,  # len(b"SIP/2.0/")
-                m.end(4),
-                tuple(spans),
-            )
-            return [via]
-    return parse_vias_general(buf, start, end)
+        if port is not None and port > 65535:
+            return parse_vias_general(buf, start, end)
+        at = m.start(4)
+        params: list[tuple[str, str | None]] = []
+        spans: list[tuple[int, int]] = []
+        for item in plist.split(b";")[1:]:
+            at += 1
+            name, eq, value = item.partition(b"=")
+            params.append((name.lower().decode("ascii"), value.decode("ascii") if eq else None))
+            spans.append((at, at + len(item)))
+            at += len(item)
+        via = Via(
+            "SIP/2.0",
+            transport.decode("ascii").upper(),
+            host.decode("ascii"),
+            port,
+            tuple(params),
+            m.start(1) - 8,  # len(b"SIP/2.0/")
+            at,  # after the last parameter
+            tuple(spans),
+        )
+        out.append(via)
+        if comma is None:  # the end of the value
+            return out
+        pos = m.end()
 
 
 def parse_vias_general(buf: bytes, start: int, end: int) -> list[Via]:
@@ -225,24 +240,52 @@ def _skip_lws(buf: bytes, pos: int, end: int) -> int:
     return pos
 
 
+def _bad_header(what: str) -> SipParseError:
+    """The error for a malformed ``what`` header: built only when raised, as most values
+    parse and building an exception is costly."""
+    return SipParseError(400, f"Bad {what} header")
+
+
 def parse_name_addr(buf: bytes, start: int, end: int, what: str) -> NameAddr:
     """Parse ``(name-addr / addr-spec) *(SEMI generic-param)`` in ``buf[start:end]``.
+
+    The usual shape takes one ``NAME_ADDR_SIMPLE`` match; anything else the general
+    parser, which gives the same result for what that pattern takes.
+    """
+    m = abnf.NAME_ADDR_SIMPLE.match(buf, start, end)
+    if m is None:
+        return parse_name_addr_general(buf, start, end, what)
+    display, bracketed, bare, plist = m.groups()
+    params: list[tuple[str, str | None]] = []
+    for item in plist.split(b";")[1:]:
+        name, eq, value = item.partition(b"=")
+        params.append((name.decode("ascii").lower(), value.decode("ascii") if eq else None))
+    return NameAddr(
+        None if display is None else display.decode("ascii"),
+        bare if bracketed is None else bracketed,
+        tuple(params),
+        start,
+        end,
+    )
+
+
+def parse_name_addr_general(buf: bytes, start: int, end: int, what: str) -> NameAddr:
+    """``parse_name_addr`` for any value: quoted display names, LWS, quoted values.
 
     RFC 3261 §20.10: an addr-spec (no ``<>``) ends at the first ``;``, which starts the
     header parameters, and may not contain ``,``, ``?`` or ``;`` (RFC 4475 §3.1.2.13).
     A display name is a quoted-string or tokens separated by LWS (RFC 4475 §3.1.2.15
     rejects ``Bell, Alexander``).
     """
-    bad = SipParseError(400, f"Bad {what} header")
     pos = _skip_lws(buf, start, end)
     if pos >= end:
-        raise bad
+        raise _bad_header(what)
     display: str | None = None
     lt = -1
     if buf[pos] == 0x22:  # '"'
         qm = abnf.QUOTED_DISPLAY_RE.match(buf, pos, end)
         if qm is None:
-            raise bad
+            raise _bad_header(what)
         display = unquote(qm.group(1))
         lt = qm.end() - 1
     else:
@@ -250,13 +293,13 @@ def parse_name_addr(buf: bytes, start: int, end: int, what: str) -> NameAddr:
         if lt >= 0:
             dm = abnf.DISPLAY_TOKENS_RE.match(buf, pos, lt)
             if dm is None:
-                raise bad
+                raise _bad_header(what)
             tokens = dm.group(1)
             display = None if tokens is None else tokens.decode("ascii")
     if lt >= 0:
         gt = buf.find(b">", lt + 1, end)
         if gt < 0:
-            raise bad
+            raise _bad_header(what)
         uri_raw = buf[lt + 1 : gt]
         pos = gt + 1
     else:
@@ -265,9 +308,9 @@ def parse_name_addr(buf: bytes, start: int, end: int, what: str) -> NameAddr:
         uri_raw = buf[pos:stop].rstrip(_LWS)
         pos = stop
         if b"?" in uri_raw or b"," in uri_raw:
-            raise bad
+            raise _bad_header(what)
     if not uri_raw or b":" not in uri_raw or _HAS_LWS.search(uri_raw) is not None:
-        raise bad
+        raise _bad_header(what)
     params: list[tuple[str, str | None]] = []
     pm = abnf.GENERIC_PARAM.match(buf, pos, end)
     while pm is not None:
@@ -278,7 +321,7 @@ def parse_name_addr(buf: bytes, start: int, end: int, what: str) -> NameAddr:
         pos = pm.end()
         pm = abnf.GENERIC_PARAM.match(buf, pos, end)
     if _skip_lws(buf, pos, end) != end:
-        raise bad
+        raise _bad_header(what)
     return NameAddr(display, uri_raw, tuple(params), start, end)
 
 
@@ -316,6 +359,8 @@ def split_list(buf: bytes, start: int, end: int) -> list[tuple[int, int]]:
 
 def parse_name_addr_list(buf: bytes, start: int, end: int, what: str) -> list[NameAddr]:
     """Parse a comma-separated list of name-addr values (Contact, Route, Record-Route)."""
+    if buf.find(b",", start, end) < 0:  # one value, the usual case
+        return [parse_name_addr(buf, start, end, what)]
     return [parse_name_addr(buf, s, e, what) for s, e in split_list(buf, start, end)]
 
 
@@ -344,7 +389,19 @@ class CSeq(NamedTuple):
 def parse_cseq(raw: bytes, *, loose: bool = False) -> CSeq:
     """Parse a CSeq value (LWS and folds allowed between number and method).
     ``loose``: as Kamailio's core, any token is a number (sanity_check judges it);
-    only a CSeq without a method is refused."""
+    only a CSeq without a method is refused.
+
+    Results are immutable and depend on the arguments alone, and traffic repeats a few
+    values (``1 INVITE``, ``2 BYE``...) over and over, so the last ``_CSEQ_CACHE_SIZE``
+    are remembered (bounded, as ``uri.parse_uri``)."""
+    return _parse_cseq_cached(raw, loose)
+
+
+_CSEQ_CACHE_SIZE: Final = 1024
+
+
+@functools.lru_cache(maxsize=_CSEQ_CACHE_SIZE)
+def _parse_cseq_cached(raw: bytes, loose: bool) -> CSeq:
     stripped = raw.strip(_LWS)
     m = (abnf.CSEQ_LOOSE_RE if loose else abnf.CSEQ_RE).match(stripped)
     if m is None:

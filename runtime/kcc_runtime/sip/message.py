@@ -4,12 +4,16 @@ A ``Request`` or ``Response`` is built by ``parser.parse_message`` from one buff
 which finds only the start line, the end of the header section and the body. The header
 lines are indexed when first needed and only as far as needed, like Kamailio's
 ``parse_headers(msg, flags, 0)``: reading the top Via (usually the first line) indexes one
-line; ``names``, ``validate()`` or a missing header index them all. Each line is indexed
-once: its canonical name (lower case, compact form expanded, RFC 3261 §7.3.3) and four
-offsets (line start, value start, value end, line end after the EOL; folded lines,
-§7.3.1, extend their header's value). Values are parsed when read (``msg.vias``,
-``msg.to``, ``msg.cseq``...) and cached. Single-valued headers read their first
-occurrence, as Kamailio does; ``validate()`` rejects repeats.
+line; reading another header, the lines up to it; ``names``, ``validate()`` or a missing
+header index them all. Each line is indexed once: its canonical name (lower case, compact
+form expanded, RFC 3261 §7.3.3) and four offsets (line start, value start, value end,
+line end after the EOL; folded lines, §7.3.1, extend their header's value). When the
+lines left are all plain (a token name, its colon, no fold, the message's EOL) they are
+indexed in one pass (a regex ``findall`` and a ``split``: ~5.5 µs for a 12-line INVITE
+where a Python loop per line takes ~9.5 µs); any other section is read line by line, which
+is also what reports a malformed line. Values are parsed when read (``msg.vias``,
+``msg.to``, ``msg.cseq``, ``msg.call_id``...) and cached. Single-valued headers read
+their first occurrence, as Kamailio does; ``validate()`` rejects repeats.
 
 Edits are recorded the way Kamailio records "lumps": each is a splice ``(start, end,
 new bytes)`` on the original buffer. ``serialize()`` copies the untouched stretches of the
@@ -54,6 +58,10 @@ _LWS: Final = b" \t\r\n"
 _MAX_LEN: Final = 2**31 - 1
 
 
+#: a header name at a line start directly followed by its colon (header-name = token,
+#: §7.3.1), in the lowered header section from the LF before its first line
+_LINE_NAME: Final = re.compile(rb"\n([" + abnf.TOKEN_CHARS + rb"]+):")
+
 #: any whitespace or line break (a Request-URI may hold none)
 _WHITESPACE: Final = re.compile(rb"[ \t\r\n]")
 
@@ -81,6 +89,7 @@ class Message:
         "_names",
         "_scan",
         "_spans",
+        "_unchecked",
         "body_end",
         "body_start",
         "buf",
@@ -111,6 +120,8 @@ class Message:
         self._names: list[bytes] = []
         self._spans: list[tuple[int, int, int, int]] = []
         self._scan = hdr_start
+        #: lines ``_scan_one`` indexed, whose names ``validate()`` still checks
+        self._unchecked: list[int] = []
         self.has_content_length = has_content_length
         self._cache: dict[str, object] = {}
         self._edits: list[tuple[int, int, bytes]] = []
@@ -119,10 +130,14 @@ class Message:
         #: request's, leaving both to ``sanity_check`` (set by the engine)
         self.loose = False
 
-    # ---- the header index (built incrementally, Kamailio ``parse_headers`` style) --
+    # ---- the header index -------------------------------------------------------
 
     def _scan_one(self) -> bool:
-        """Index the next header (with its folded continuation lines, §7.3.1)."""
+        """Index the next header (with its folded continuation lines, §7.3.1).
+
+        The exact, line-by-line reading: ``_index_plain`` leaves to it every section
+        it cannot take whole, so malformed lines are reported here.
+        """
         pos = self._scan
         end = self.hdr_end
         if pos >= end:
@@ -147,25 +162,86 @@ class Message:
             name = name.rstrip(b" \t")
         self._names.append(COMPACT.get(name, name))
         self._spans.append((pos, colon + 1, nl - 1 if buf[nl - 1] == 0x0D else nl, line_end))
+        self._unchecked.append(len(self._names) - 1)
         self._scan = line_end
         return True
 
+    def _index_plain(self, key: bytes | None = None) -> bool:
+        """Index the remaining header lines, up to the first one named ``key`` (all of
+        them for None), in one pass, if the remaining lines are all plain.
+
+        Plain: each line is ``token ":" value`` ended by the message's EOL, with no
+        fold and no other line break. One regex ``findall`` over the lowered section
+        finds the names, one ``split`` the line lengths; the section is taken only
+        when both agree on every line (same count, every LF in an EOL), so each line
+        gets exactly the name and offsets ``_scan_one`` would give it, and its name is
+        known to be a token. Returns False, indexing nothing, for any other section.
+        """
+        start = self._scan
+        end = self.hdr_end
+        buf = self.buf
+        eol = self.eol
+        # buf[start - 1] is the LF ending the start line or the last indexed line
+        found = _LINE_NAME.findall(buf[start - 1 : end].lower())
+        section = buf[start:end]
+        lines = section.split(eol)
+        n = len(found)
+        if len(lines) != n + 1 or lines[-1]:
+            return False
+        if b"\r\n" in section if eol == b"\n" else section.count(b"\n") != n:
+            return False  # a bare LF in a CRLF message, or a CR LF in an LF one
+        names = found
+        if min(map(len, found)) == 1:  # a compact form (RFC 3261 §7.3.3)
+            names = [COMPACT.get(name, name) for name in found]
+        if key in names:
+            n = names.index(key) + 1
+        spans = self._spans
+        k = len(eol)
+        ls = start
+        for line, name in zip(lines[:n], found, strict=False):
+            le = ls + len(line) + k
+            spans.append((ls, ls + len(name) + 1, le - k, le))
+            ls = le
+        self._names += names[:n]
+        self._scan = ls
+        return True
+
+    def _complete(self) -> list[bytes]:
+        """Index every header line; return the canonical names."""
+        if self._scan < self.hdr_end and not self._index_plain():
+            while self._scan_one():
+                pass
+        return self._names
+
     def _find(self, key: bytes) -> int:
-        """Index of the first header line named ``key``, scanning only as far as needed."""
+        """Index of the first header line named ``key``, -1 when there is none.
+
+        Lines are indexed up to ``key`` only, so a malformed line further down fails
+        only the reads that reach it: the first read takes the first line alone (it is
+        usually the top Via), later ones the next lines in one pass when they are
+        plain, else line by line.
+        """
         names = self._names
         if key in names:
             return names.index(key)
+        if not names and self._scan_one() and names[0] == key:
+            return 0
+        if self._scan < self.hdr_end and self._index_plain(key):
+            return len(names) - 1 if names[-1] == key else -1
         while self._scan_one():
             if names[-1] == key:
                 return len(names) - 1
         return -1
 
-    def _complete(self) -> list[bytes]:
-        """Index every header line; return the canonical names."""
-        if self._scan < self.hdr_end:
-            while self._scan_one():
-                pass
-        return self._names
+    def _lines(self, key: bytes) -> list[int]:
+        """Index of every header line named ``key``, in order."""
+        names = self._names if self._scan >= self.hdr_end else self._complete()
+        out: list[int] = []
+        i = -1
+        for _ in range(names.count(key)):
+            i = names.index(key, i + 1)
+            out.append(i)
+        return out
 
     @property
     def names(self) -> list[bytes]:
@@ -206,22 +282,15 @@ class Message:
 
     def header_values(self, name: str | bytes) -> list[str]:
         """Every line of header ``name``, in order (comma-joined values not split)."""
-        key = canonical_name(name)
-        return [_text(self._raw_value(i)) for i, n in enumerate(self.names) if n == key]
+        return [_text(self._raw_value(i)) for i in self._lines(canonical_name(name))]
 
     def has_header(self, name: str | bytes) -> bool:
         """Whether at least one header line named ``name`` is present."""
         return self._find(canonical_name(name)) >= 0
 
-    def _single(self, key: bytes, what: str) -> int | None:
-        """Index of the first line of a single-valued header, None when absent.
-
-        Like Kamailio, reads use the first occurrence; ``validate()`` rejects repeats.
-        """
-        i = self._find(key)
-        return None if i < 0 else i
-
-    # ---- structured headers (parsed on first use) ------------------------------
+    # ---- structured headers (parsed on first use, cached) ------------------------
+    # Single-valued headers read their first line, as Kamailio does; ``validate()``
+    # rejects repeats.
 
     @property
     def vias(self) -> list[Via]:
@@ -229,13 +298,13 @@ class Message:
         cached = self._cache.get("vias")
         if cached is None:
             out: list[Via] = []
-            for i, n in enumerate(self.names):
-                if n == b"via":
-                    _, vs, ve, _ = self.spans[i]
-                    try:
-                        out.extend(parse_vias(self.buf, vs, ve))
-                    except SipParseError as exc:
-                        raise self._fail(n, exc.reason) from None
+            spans = self._spans
+            for i in self._lines(b"via"):
+                _, vs, ve, _ = spans[i]
+                try:
+                    out.extend(parse_vias(self.buf, vs, ve))
+                except SipParseError as exc:
+                    raise self._fail(b"via", exc.reason) from None
             self._cache["vias"] = cached = out
             if out:
                 self._cache.setdefault("via", out[0])
@@ -263,8 +332,8 @@ class Message:
     def _name_addr(self, key: bytes, what: str) -> NameAddr | None:
         cached = self._cache.get(what)
         if cached is None:
-            i = self._single(key, what)
-            if i is None:
+            i = self._find(key)
+            if i < 0:
                 return None
             _, vs, ve, _ = self._spans[i]
             try:
@@ -288,24 +357,28 @@ class Message:
         cached = self._cache.get(what)
         if cached is None:
             out: list[NameAddr] = []
-            for i, n in enumerate(self.names):
-                if n == key:
-                    _, vs, ve, _ = self.spans[i]
-                    try:
-                        out.extend(parse_name_addr_list(self.buf, vs, ve, what))
-                    except SipParseError as exc:
-                        raise self._fail(key, exc.reason) from None
+            spans = self._spans
+            for i in self._lines(key):
+                _, vs, ve, _ = spans[i]
+                try:
+                    out.extend(parse_name_addr_list(self.buf, vs, ve, what))
+                except SipParseError as exc:
+                    raise self._fail(key, exc.reason) from None
             self._cache[what] = cached = out
         return cached  # type: ignore[return-value]
 
     @property
     def contact_star(self) -> bool:
         """Whether the Contact is the ``*`` wildcard (§10.2.2, REGISTER removing all)."""
-        return self.header_bytes(b"contact") == b"*"
+        i = self._find(b"contact")
+        return i >= 0 and self._raw_value(i) == b"*"
 
     @property
     def contacts(self) -> list[NameAddr]:
         """Every Contact value in order (§20.10); empty for ``*`` or no Contact."""
+        cached = self._cache.get("Contact")
+        if cached is not None:
+            return cached  # type: ignore[return-value]
         if self.contact_star:
             return []
         return self._name_addr_list(b"contact", "Contact")
@@ -323,21 +396,24 @@ class Message:
     @property
     def call_id(self) -> str | None:
         """The Call-ID (§20.8), None when absent."""
-        i = self._single(b"call-id", "Call-ID")
-        if i is None:
-            return None
-        raw = self._raw_value(i)
-        if abnf.CALLID_RE.match(raw) is None:
-            raise self._fail(b"call-id", "Bad Call-ID header")
-        return _text(raw)
+        cached = self._cache.get("call_id")
+        if cached is None:
+            i = self._find(b"call-id")
+            if i < 0:
+                return None
+            raw = self._raw_value(i)
+            if abnf.CALLID_RE.match(raw) is None:
+                raise self._fail(b"call-id", "Bad Call-ID header")
+            self._cache["call_id"] = cached = _text(raw)
+        return cached  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq | None:
         """The CSeq (§20.16), None when absent."""
         cached = self._cache.get("cseq")
         if cached is None:
-            i = self._single(b"cseq", "CSeq")
-            if i is None:
+            i = self._find(b"cseq")
+            if i < 0:
                 return None
             try:
                 cached = parse_cseq(self._raw_value(i), loose=self.loose)
@@ -353,13 +429,16 @@ class Message:
         A value above 255 is kept as sent; deciding what it means is routing policy
         (RFC 4475 §3.1.2.4 lets an element treat it as absent).
         """
-        i = self._single(b"max-forwards", "Max-Forwards")
-        if i is None:
-            return None
-        value = parse_digits(self._raw_value(i), _MAX_LEN)
-        if value is None:
-            raise self._fail(b"max-forwards", "Bad Max-Forwards header")
-        return value
+        cached = self._cache.get("max_forwards")
+        if cached is None:
+            i = self._find(b"max-forwards")
+            if i < 0:
+                return None
+            cached = parse_digits(self._raw_value(i), _MAX_LEN)
+            if cached is None:
+                raise self._fail(b"max-forwards", "Bad Max-Forwards header")
+            self._cache["max_forwards"] = cached
+        return cached  # type: ignore[return-value]
 
     @property
     def content_length(self) -> int | None:
@@ -385,14 +464,16 @@ class Message:
         (Via may repeat), and parse, URIs of From and To included.
         """
         names = self.names
+        present = set(names)
         for key in REPLY_HEADERS:
-            if key not in names:
+            if key not in present:
                 raise SipParseError(400, f"Missing {key.decode().title()} header", can_reply=False)
-        for key in REPLY_HEADERS[1:]:
-            if names.count(key) > 1:
-                raise SipParseError(
-                    400, f"Multiple {key.decode().title()} headers", can_reply=False
-                )
+        if len(present) < len(names):  # some header repeats
+            for key in REPLY_HEADERS[1:]:
+                if names.count(key) > 1:
+                    raise SipParseError(
+                        400, f"Multiple {key.decode().title()} headers", can_reply=False
+                    )
         _ = self.vias, self.call_id, self.cseq
         for name in (self.from_, self.to):
             if name is not None:
@@ -426,21 +507,28 @@ class Message:
         Date is in GMT (§20.17). This is the parse-level part of Kamailio's
         ``sanity_check``.
         """
+        names = self._complete()
         buf = self.buf
-        names = self.names
-        for i, (ls, vs, _, _) in enumerate(self.spans):
-            raw_name = buf[ls:vs].rstrip(b": \t")
-            if abnf.HEADER_NAME_RE.match(raw_name) is None:
+        spans = self._spans
+        # lines indexed by ``_index_plain`` have token names already
+        for i in self._unchecked:
+            ls, vs, _, _ = spans[i]
+            if abnf.HEADER_NAME_RE.match(buf[ls:vs].rstrip(b": \t")) is None:
                 raise self._fail(names[i], "Bad header name")
         self.check_reply_headers()
         self._check_start_line()
         for key in (b"max-forwards", b"content-type"):
             if names.count(key) > 1:
                 raise self._fail(key, f"Multiple {key.decode().title()} headers")
-        _ = self.max_forwards, self.contacts, self.routes, self.record_routes
-        date = self.header_bytes(b"date")
-        if date is not None and abnf.RFC1123_DATE_RE.match(date) is None:
-            raise self._fail(b"date", "Bad Date header")
+        _ = self.max_forwards, self.contacts
+        if b"route" in names:
+            _ = self.routes
+        if b"record-route" in names:
+            _ = self.record_routes
+        if b"date" in names:
+            date = self._raw_value(names.index(b"date"))
+            if abnf.RFC1123_DATE_RE.match(date) is None:
+                raise self._fail(b"date", "Bad Date header")
 
     # ---- edits ------------------------------------------------------------------
 
@@ -465,13 +553,11 @@ class Message:
     def remove_header(self, name: str | bytes) -> int:
         """Remove every line of header ``name``; return how many were removed."""
         key = canonical_name(name)
-        removed = 0
-        for i, n in enumerate(self.names):
-            if n == key:
-                ls, _, _, le = self.spans[i]
-                self._splice(ls, le, b"")
-                removed += 1
-        return removed
+        lines = self._lines(key)
+        for i in lines:
+            ls, _, _, le = self._spans[i]
+            self._splice(ls, le, b"")
+        return len(lines)
 
     def insert_via(self, value: str | bytes) -> None:
         """Put a new top Via (§16.6 step 8) on its own line above the existing ones."""
@@ -566,17 +652,16 @@ class Message:
             return [(self.hdr_end, self.hdr_end, b"Content-Length: " + value + self.eol)]
         out: list[tuple[int, int, bytes]] = []
         first = True
-        for i, name in enumerate(self.names):
-            if name == b"content-length":
-                ls, vs, ve, le = self.spans[i]
-                if first:
-                    raw = self.buf[vs:ve]
-                    lead = len(raw) - len(raw.lstrip(_LWS))
-                    trail = len(raw) - len(raw.rstrip(_LWS))
-                    out.append((vs + lead, ve - trail, value))
-                    first = False
-                else:
-                    out.append((ls, le, b""))
+        for i in self._lines(b"content-length"):
+            ls, vs, ve, le = self._spans[i]
+            if first:
+                raw = self.buf[vs:ve]
+                lead = len(raw) - len(raw.lstrip(_LWS))
+                trail = len(raw) - len(raw.rstrip(_LWS))
+                out.append((vs + lead, ve - trail, value))
+                first = False
+            else:
+                out.append((ls, le, b""))
         return out
 
 
@@ -631,7 +716,7 @@ class Request(Message):
         """
         raw = self.uri_raw
         cached = self._cache.get("uri")
-        if cached is None or self._cache.get("uri_raw") is not raw:
+        if cached is None or self._cache.get("uri_raw") != raw:
             cached = parse_uri(raw)
             if isinstance(cached, SipUri) and cached.headers:
                 raise SipParseError(400, "Bad Request-URI (header fields)")
