@@ -562,3 +562,58 @@ def test_a_bad_first_header_name_is_found_after_reading_it_alone() -> None:
     with pytest.raises(SipParseError) as info:
         msg.validate()
     assert (info.value.reason, info.value.can_reply) == ("Bad header name", True)
+
+
+def test_via_branch_received_rport_are_the_first_occurrences() -> None:
+    for via_line in (
+        b"Via: SIP/2.0/UDP h;rport;BRANCH=a;branch=b;received=1.2.3.4;received=x;rport=9\r\n",
+        b"Via: SIP/2.0/UDP h ; rport ; BRANCH = a ; branch=b;received=1.2.3.4;received=x\r\n",
+    ):
+        msg = parse_message(b"SIP/2.0 200 OK\r\n" + via_line + b"Content-Length: 0\r\n\r\n")
+        (via,) = msg.vias
+        assert (via.branch, via.received, via.rport) == ("a", "1.2.3.4", "")
+        assert (via.branch, via.received, via.rport) == tuple(
+            via.param(name) for name in ("branch", "received", "rport")
+        )
+    bare = parse_message(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h:5060\r\nl: 0\r\n\r\n").via
+    assert bare is not None and (bare.branch, bare.received, bare.rport) == (None, None, None)
+
+
+def test_name_addr_tag_is_the_first_occurrence() -> None:
+    for value in (b"<sip:a@b>;TAG=x;tag=y", b'"A" <sip:a@b> ; tag = x ; tag=y'):
+        parsed = parse_name_addr(value, 0, len(value), "From")
+        assert parsed.tag == parsed.param("tag") == "x"
+    bare = parse_name_addr(b"sip:a@b;tag", 0, 11, "To")
+    assert bare.tag == ""
+    assert parse_name_addr(b"<sip:a@b>", 0, 9, "To").tag is None
+
+
+@pytest.mark.parametrize(
+    ("lines", "verdict"),
+    [
+        (b"Content-Length: 4\r\n", 4),
+        (b"l\t : 4\r\n", 4),
+        (b"CONTENT-length: 0\r\n  4\r\n", "Bad Content-Length"),  # folded: "0 4"
+        (b"Content-Length:\r\n 4\r\n", 4),  # folded before the value
+        (b"Content-Lengthy: 4\r\nContent-Length : 4\r\n", 4),
+        (b"Content-Length: 4\r\nl: 4\r\n", 4),
+        (b"Content-Length: 4\r\nl: 3\r\n", "Conflicting Content-Length values"),
+        # the long spelling is judged first, whatever the order of the lines
+        (
+            b"l: x\r\nContent-Length: 4\r\nContent-Length: 3\r\n",
+            "Conflicting Content-Length values",
+        ),
+        (b"Content-Length: 4\r\nl: 3\r\nContent-Length: x\r\n", "Bad Content-Length"),
+    ],
+)
+def test_content_length_lines(lines: bytes, verdict: int | str) -> None:
+    data = (
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n" + lines + b"\r\nbody"
+    )
+    if isinstance(verdict, int):
+        msg = parse_message(data)
+        assert msg.body == b"body"[:verdict]
+    else:
+        with pytest.raises(SipParseError) as info:
+            parse_message(data)
+        assert info.value.reason == verdict

@@ -69,7 +69,9 @@ class Via(NamedTuple):
     """One via-parm. Offsets are absolute positions in the message buffer.
 
     A ``NamedTuple`` rather than a frozen dataclass: as immutable, and about three
-    times cheaper to build, which matters on the forwarding path.
+    times cheaper to build, which matters on the forwarding path. ``branch``,
+    ``received`` and ``rport`` are looked up once, when the value is parsed: the
+    transaction layer and tm read them several times per message.
     """
 
     #: ``"SIP/2.0"`` as written, without LWS.
@@ -87,25 +89,49 @@ class Via(NamedTuple):
     end: int
     #: Span of each parameter (``name[=value]``, without the ``;``), in order.
     param_spans: tuple[tuple[int, int], ...]
+    #: The ``branch`` parameter (RFC 3261 §8.1.1.7).
+    branch: str | None
+    #: The ``received`` parameter (§18.2.1), brackets kept as sent (RFC 5118 §4.5).
+    received: str | None
+    #: The ``rport`` parameter (RFC 3581): "" when present without a value.
+    rport: str | None
 
     def param(self, name: str) -> str | None:
         """Value of parameter ``name``: "" when it has no value, None when absent."""
         return _param(self.params, name)
 
-    @property
-    def branch(self) -> str | None:
-        """The ``branch`` parameter (RFC 3261 §8.1.1.7)."""
-        return _param(self.params, "branch")
 
-    @property
-    def received(self) -> str | None:
-        """The ``received`` parameter (§18.2.1), brackets kept as sent (RFC 5118 §4.5)."""
-        return _param(self.params, "received")
+def _via(  # noqa: PLR0917 -- the fields of a Via, in order
+    protocol: str,
+    transport: str,
+    host: str,
+    port: int | None,
+    params: Params,
+    start: int,
+    end: int,
+    param_spans: tuple[tuple[int, int], ...],
+) -> Via:
+    """A ``Via`` with its ``branch``, ``received`` and ``rport`` looked up.
 
-    @property
-    def rport(self) -> str | None:
-        """The ``rport`` parameter (RFC 3581): "" when present without a value."""
-        return _param(self.params, "rport")
+    ``tuple.__new__`` skips the ``NamedTuple`` constructor's Python-level ``__new__``
+    (~0.12 µs against ~0.26 µs); every field is given, in order.
+    """
+    return tuple.__new__(
+        Via,
+        (
+            protocol,
+            transport,
+            host,
+            port,
+            params,
+            start,
+            end,
+            param_spans,
+            _param(params, "branch"),
+            _param(params, "received"),
+            _param(params, "rport"),
+        ),
+    )
 
 
 def parse_vias(buf: bytes, start: int, end: int) -> list[Via]:
@@ -130,13 +156,14 @@ def parse_vias(buf: bytes, start: int, end: int) -> list[Via]:
         at = m.start(4)
         params: list[tuple[str, str | None]] = []
         spans: list[tuple[int, int]] = []
-        for item in plist.split(b";")[1:]:
+        # the pattern took ASCII only: one decode for the list, not two per parameter
+        for item in plist.decode("ascii").split(";")[1:]:
             at += 1
-            name, eq, value = item.partition(b"=")
-            params.append((name.lower().decode("ascii"), value.decode("ascii") if eq else None))
+            name, eq, value = item.partition("=")
+            params.append((name.lower(), value if eq else None))
             spans.append((at, at + len(item)))
             at += len(item)
-        via = Via(
+        via = _via(
             "SIP/2.0",
             transport.decode("ascii").upper(),
             host.decode("ascii"),
@@ -186,7 +213,7 @@ def parse_vias_general(buf: bytes, start: int, end: int) -> list[Via]:
             pm = match_param(buf, pos, end)
         proto, version, transport, host = m.group(1, 2, 3, 4)
         out.append(
-            Via(
+            _via(
                 f"{proto.decode('ascii')}/{version.decode('ascii')}",
                 transport.decode("ascii").upper(),
                 host.decode("ascii"),
@@ -218,16 +245,14 @@ class NameAddr(NamedTuple):
     #: Absolute span of this value in the buffer.
     start: int
     end: int
+    #: The ``tag`` parameter (RFC 3261 §19.3), None when absent (looked up once: the
+    #: transaction layer and dialog matching read it several times per message).
+    tag: str | None
 
     @property
     def uri(self) -> Uri:
         """The parsed URI (raises ``SipParseError`` when it breaks its grammar)."""
         return parse_uri(self.uri_raw)
-
-    @property
-    def tag(self) -> str | None:
-        """The ``tag`` parameter (RFC 3261 §19.3), None when absent."""
-        return _param(self.params, "tag")
 
     def param(self, name: str) -> str | None:
         """Value of header parameter ``name``: "" without a value, None when absent."""
@@ -257,15 +282,20 @@ def parse_name_addr(buf: bytes, start: int, end: int, what: str) -> NameAddr:
         return parse_name_addr_general(buf, start, end, what)
     display, bracketed, bare, plist = m.groups()
     params: list[tuple[str, str | None]] = []
-    for item in plist.split(b";")[1:]:
-        name, eq, value = item.partition(b"=")
-        params.append((name.decode("ascii").lower(), value.decode("ascii") if eq else None))
-    return NameAddr(
-        None if display is None else display.decode("ascii"),
-        bare if bracketed is None else bracketed,
-        tuple(params),
-        start,
-        end,
+    for item in plist.decode("ascii").split(";")[1:]:  # ASCII only, as the pattern took
+        name, eq, value = item.partition("=")
+        params.append((name.lower(), value if eq else None))
+    found = tuple(params)
+    return tuple.__new__(  # every field, in order: cheaper than NameAddr(...), as ``_via``
+        NameAddr,
+        (
+            None if display is None else display.decode("ascii"),
+            bare if bracketed is None else bracketed,
+            found,
+            start,
+            end,
+            _param(found, "tag"),
+        ),
     )
 
 
@@ -322,7 +352,8 @@ def parse_name_addr_general(buf: bytes, start: int, end: int, what: str) -> Name
         pm = abnf.GENERIC_PARAM.match(buf, pos, end)
     if _skip_lws(buf, pos, end) != end:
         raise _bad_header(what)
-    return NameAddr(display, uri_raw, tuple(params), start, end)
+    found = tuple(params)
+    return NameAddr(display, uri_raw, found, start, end, _param(found, "tag"))
 
 
 def split_list(buf: bytes, start: int, end: int) -> list[tuple[int, int]]:
