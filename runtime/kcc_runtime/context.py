@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, Self, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, Protocol, Self, TypeAlias
 
 from kcc_runtime.exports import Route
 from kcc_runtime.htable import HashTables
@@ -202,12 +202,12 @@ class Engine(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
+class Received(NamedTuple):
     """Where a message came from and on which local socket (``$si $sp $Ri $Rp $pr``).
 
     ``proto`` is Kamailio's protocol name (``udp``, ``tcp``, ``tls``, ``sctp``, ``ws``,
-    ``wss``); addresses are textual (IPv6 without brackets)."""
+    ``wss``); addresses are textual (IPv6 without brackets). A ``NamedTuple`` rather
+    than a frozen dataclass: as immutable, and cheaper to build (one per message)."""
 
     src_ip: str
     src_port: int
@@ -288,7 +288,50 @@ class LoopGuard:
 class Context:
     """One run of the script on one message."""
 
-    #: the route kind this context runs (Kamailio's ``route_type``)
+    # One context per message and per route run, and a transaction keeps its
+    # request's: slots make it cheaper to build (measured: ~0.35 us instead of the
+    # ~1 us of 30 instance-dict stores) and smaller. The ``__dict__`` slot stays for
+    # what is set on an instance only now and then (``kind`` overridden, as for a
+    # core reply route; ``send_to``, which kw's ``to_ip`` reads when an onsend
+    # route has it); ``__weakref__`` for the modules that keep per-message state in
+    # weak dictionaries (auth, sanity).
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_depth",
+        "advertised_address",
+        "advertised_port",
+        "avps",
+        "bflags",
+        "branches",
+        "dst_uri",
+        "flags",
+        "msg",
+        "msg_flags",
+        "new_uri",
+        "on_branch",
+        "on_branch_failure",
+        "on_failure",
+        "on_reply",
+        "path_vec",
+        "proc",
+        "rc",
+        "received",
+        "reply_lumps",
+        "rr_lump",
+        "rr_params",
+        "rr_routed_params",
+        "ruri_new",
+        "send_socket",
+        "sflags",
+        "t_branch_idx",
+        "t_reply_code",
+        "tm_cell",
+        "tm_fr",
+    )
+
+    #: the route kind this context runs (Kamailio's ``route_type``): a class
+    #: attribute, overridden on an instance through its ``__dict__``
     kind: Route = Route.REQUEST
 
     def __init__(self, proc: Process, msg: Message, received: Received) -> None:

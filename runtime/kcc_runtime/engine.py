@@ -86,7 +86,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from kcc_runtime import http
 from kcc_runtime.context import (
@@ -134,7 +134,6 @@ SL_ACK_WINDOW: Final = 2.0
 #: tm's ``TABLE_ENTRIES``: the hash in the branch is taken modulo this
 _TABLE_ENTRIES: Final = 1 << 16
 _DEFAULT_PORTS: Final = {"udp": 5060, "tcp": 5060, "tls": 5061, "sctp": 5060, "ws": 80, "wss": 443}
-_HEX: Final = "0123456789abcdef"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +158,9 @@ class _HttpExchange:
         self.replied = False
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One message to send."""
+class Outgoing(NamedTuple):
+    """One message to send (a ``NamedTuple``: immutable, and cheaper to build than a
+    frozen dataclass, one or more per message)."""
 
     data: bytes
     proto: str  # "udp" | "tcp"
@@ -205,6 +204,21 @@ def _ip_literal(host: str) -> str | None:
         return None
 
 
+def _rport_received(via: Via) -> tuple[int, int]:
+    """The index in ``via.params`` of the first ``rport`` and of the first
+    ``received`` parameter, -1 for one that is absent."""
+    rport_at = received_at = -1
+    if via.rport is None and via.received is None:
+        return rport_at, received_at
+    for n, (key, _) in enumerate(via.params):
+        if key == "rport":
+            if rport_at < 0:
+                rport_at = n
+        elif key == "received" and received_at < 0:
+            received_at = n
+    return rport_at, received_at
+
+
 def _bracket(ip: str) -> str:
     return f"[{ip}]" if ":" in ip and not ip.startswith("[") else ip
 
@@ -228,16 +242,9 @@ _CRC16: Final = _crc16_table()
 
 def _reverse_hex(value: int, pad: int = 0) -> str:
     """Kamailio's ``int2reverse_hex``: nibbles least significant first, "0" for 0;
-    ``pad`` zero-fills to that length (``crcitt_string_array`` pads to 4)."""
-    if value == 0:
-        out = "0"
-    else:
-        digits = []
-        while value:
-            digits.append(_HEX[value & 15])
-            value >>= 4
-        out = "".join(digits)
-    return out.ljust(pad, "0")
+    ``pad`` zero-fills to that length (``crcitt_string_array`` pads to 4): the hex
+    digits of a non-negative ``value`` reversed."""
+    return f"{value:x}"[::-1].ljust(pad, "0")
 
 
 def _crcitt(parts: Sequence[bytes]) -> str:
@@ -338,7 +345,14 @@ def forward_branch(msg: Request) -> str:
     from_ = msg.from_
     to = msg.to
     via = msg.via
-    callid = msg.header_bytes(b"call-id") or b""
+    try:  # the Call-ID ``validate`` parsed and checked, as received
+        call_id = msg.call_id
+    except SipParseError:
+        call_id = None
+    if call_id is not None:
+        callid = call_id.encode("utf-8", "surrogateescape")
+    else:
+        callid = msg.header_bytes(b"call-id") or b""
     cseq_raw = msg.header_bytes(b"cseq") or b""
     cseq_words = cseq_raw.split(None, 1)
     cseq_num = cseq_words[0] if cseq_words else b""
@@ -393,6 +407,14 @@ def _probe(data: bytes) -> Request | None:
     method = data[pos:nl].split(b" ", 1)[0].decode("ascii", "replace")
     return headers_only_request(data, eol, hdr_start, hdr_end, method)
 
+
+#: the statistic a received reply adds to, by its class (the parser takes three
+#: digits not starting with 0: 100..999)
+_RCV_REPLY_COUNTER: Final = tuple(f"core:rcv_replies_{n}xx" for n in range(10))
+
+#: the header lines a local reply copies from the request (RFC 3261 §8.2.6.2; the
+#: Record-Route of a 18x/2xx as Kamailio's ``build_res_buf_from_sip_req``)
+_REPLY_COPIED: Final = frozenset((b"via", b"to", b"from", b"call-id", b"cseq", b"record-route"))
 
 #: the statistics a received request adds to (Kamailio's core counters)
 _RCV_REQUEST_COUNTER: Final = {
@@ -474,6 +496,8 @@ class Proxy:
         self._http: _HttpExchange | None = None
         #: the socket the message being processed came in on
         self._local: Socket | None = None
+        #: the start of our Via line by (address, port, proto): :meth:`_via_prefix`
+        self._via_prefixes: dict[tuple[str, int, str], bytes] = {}
         self.process: Process = router.process(self, shared=shared)
         self.process.myself = self.myself  # `uri == myself` knows the --listen sockets
         self.tm = Tm(self, {n: v for m, n, v in config.modparams if m == "tm"})
@@ -839,7 +863,7 @@ class Proxy:
         """The local socket ``ctx.msg`` came in on."""
         r = ctx.received
         local = self._local
-        if local is not None and (local.ip, local.port) == (r.dst_ip, r.dst_port):
+        if local is not None and local.ip == r.dst_ip and local.port == r.dst_port:
             return local
         for s in self.sockets:
             if s.ip == r.dst_ip and s.port == r.dst_port and s.proto == r.proto:
@@ -959,6 +983,8 @@ class Proxy:
         first_via = True
         to_done = False
         for name, (ls, _vs, _ve, le) in zip(names, spans, strict=True):
+            if name not in _REPLY_COPIED:
+                continue
             line_end = le - (2 if buf[le - 2 : le] == b"\r\n" else 1)
             if name == b"via":
                 if first_via:
@@ -978,9 +1004,10 @@ class Proxy:
                         tag = tm_tag + "-" + sl_to_tag("", msg)[1:]
                     line += b";tag=" + tag.encode()
                 out += [line, eol]
-            elif name in (b"from", b"call-id", b"cseq") or (
-                name == b"record-route" and 180 <= code < 300
-            ):
+            elif name == b"record-route":
+                if 180 <= code < 300:
+                    out += [buf[ls:line_end], eol]
+            elif name != b"to":  # From, Call-ID, CSeq
                 out += [buf[ls:line_end], eol]
         if 300 <= code < 400:
             contact = self._dset(ctx)
@@ -1002,17 +1029,16 @@ class Proxy:
             return buf[ls:line_end]
         r = ctx.received
         edits: list[tuple[int, int, bytes]] = []
-        params = [k for k, _ in via.params]
-        force = "force_rport" in ctx.msg_flags
+        rport_at, received_at = _rport_received(via)
         tail = b""
-        if "rport" in params:
-            s, e = via.param_spans[params.index("rport")]
+        if rport_at >= 0:
+            s, e = via.param_spans[rport_at]
             edits.append((s, e, b"rport=%d" % r.src_port))
-        elif force:
+        elif "force_rport" in ctx.msg_flags:
             tail += b";rport=%d" % r.src_port
         if self._received_needed(via, r.src_ip):
-            if "received" in params:
-                s, e = via.param_spans[params.index("received")]
+            if received_at >= 0:
+                s, e = via.param_spans[received_at]
                 edits.append((s - 1, e, b""))
             tail += b";received=" + r.src_ip.encode()
         edits.sort()
@@ -1119,34 +1145,31 @@ class Proxy:
             addr, vport = sock.ip, sock.port
         if ctx.advertised_port is not None:
             vport = ctx.advertised_port
-        hostport = _bracket(addr)
-        if vport != _DEFAULT_PORTS.get(proto, 5060):
-            hostport += f":{vport}"
-        line = f"Via: SIP/2.0/{proto.upper()} {hostport};branch={branch}".encode() + msg.eol
+        line = self._via_prefix(addr, vport, proto) + branch.encode() + msg.eol
         edits: list[tuple[int, int, bytes]] = []
         if via is not None:
             r = ctx.received
-            params = [k for k, _ in via.params]
-            if via.param_spans:
-                at = msg.buf.rfind(b";", via.start, via.param_spans[0][0])
-                at = at if at >= 0 else via.param_spans[0][0]
+            spans = via.param_spans
+            if spans:
+                at = msg.buf.rfind(b";", via.start, spans[0][0])
+                at = at if at >= 0 else spans[0][0]
             else:
                 at = via.end
+            rport_at, received_at = _rport_received(via)
             insert = b""
-            if "rport" in params:
-                s, e = via.param_spans[params.index("rport")]
+            if rport_at >= 0:
+                s, e = spans[rport_at]
                 edits.append((s, e, b"rport=%d" % r.src_port))
             elif "force_rport" in ctx.msg_flags:
                 insert += b";rport=%d" % r.src_port
             if self._received_needed(via, r.src_ip):
-                if "received" in params:
-                    s, e = via.param_spans[params.index("received")]
+                if received_at >= 0:
+                    s, e = spans[received_at]
                     edits.append((s - 1, e, b""))
                 insert += b";received=" + r.src_ip.encode()
             if insert:
                 edits.append((at, at, insert))
-            i = msg.names.index(b"via")
-            top = msg.spans[i][0]
+            top = msg.spans[msg.names.index(b"via")][0]
         else:
             top = msg.hdr_start
         edits.append((top, top, line))
@@ -1158,13 +1181,28 @@ class Proxy:
             edits.append((msg.hdr_start, msg.hdr_start, route))
         return _serialize_with(msg, edits)
 
+    def _via_prefix(self, addr: str, port: int, proto: str) -> bytes:
+        """``Via: SIP/2.0/PROTO host[:port];branch=`` of the Via we add: built once
+        per advertised address (a worker sends from the same few sockets)."""
+        key = (addr, port, proto)
+        prefix = self._via_prefixes.get(key)
+        if prefix is None:
+            hostport = _bracket(addr)
+            if port != _DEFAULT_PORTS.get(proto, 5060):
+                hostport += f":{port}"
+            prefix = f"Via: SIP/2.0/{proto.upper()} {hostport};branch=".encode()
+            if len(self._via_prefixes) >= 256:  # set_advertised_address may vary it
+                self._via_prefixes.clear()
+            self._via_prefixes[key] = prefix
+        return prefix
+
     # -- replies -------------------------------------------------------------------
 
     def _on_reply(self, msg: Response, received: Received, local: Socket) -> None:
         self.stats["replies_received"] += 1
         counters = self.process.shared.counters
         counters.add("core:rcv_replies")
-        counters.add(f"core:rcv_replies_{msg.status // 100}xx")
+        counters.add(_RCV_REPLY_COUNTER[msg.status // 100])
         route = self.router.reply
         if route is not None:
             ctx = ReplyContext(self.process, msg, received)
@@ -1259,23 +1297,19 @@ class Proxy:
 
 def _top_via_removal(msg: Message) -> list[tuple[int, int, bytes]]:
     """The splice removing the top Via (its line, or its via-parm of a joined line)."""
-    i = msg.names.index(b"via")
-    ls, vs, ve, le = msg.spans[i]
-    vias = msg.vias
-    line_vias = [v for v in vias if vs <= v.start < ve]
-    if len(line_vias) <= 1:
+    ls, vs, ve, le = msg.spans[msg.names.index(b"via")]
+    vias = msg.vias  # in order: the top line's via-parms come first
+    if len(vias) < 2 or not vs <= vias[1].start < ve:
         return [(ls, le, b"")]
-    start = line_vias[0].start
-    nxt = line_vias[1].start
-    return [(start, nxt, b"")]
+    return [(vias[0].start, vias[1].start, b"")]
 
 
 def _serialize_with(msg: Message, edits: list[tuple[int, int, bytes]]) -> bytes:
     """``msg.serialize()`` with extra splices that are not kept on the message (each
     ``forward`` builds its own copy, as Kamailio builds each send buffer)."""
-    saved = list(msg._edits)
+    saved = msg._edits
+    msg._edits = saved + edits
     try:
-        msg._edits.extend(edits)
         return msg.serialize()
     finally:
         msg._edits = saved

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kcc_runtime.context import Process, RouteFn, RuntimeSettings, ScriptDrop, ScriptExit
 from kcc_runtime.debug import format_cfg_report
@@ -124,10 +124,9 @@ class OutcomeKind(enum.Enum):
     ERROR = "error"
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """The end of one route run: how, and the code (the block's value, or ``$rc`` at
-    ``exit``/``drop``; -1 after an error)."""
+    ``exit``/``drop``; -1 after an error). A ``NamedTuple``: built for every run."""
 
     kind: OutcomeKind
     rc: int

@@ -26,7 +26,6 @@ from kcc_runtime.exports import (
 from kcc_runtime.modules.core import split_uri
 from kcc_runtime.pv import current_ruri, set_ruri
 from kcc_runtime.sip import Request, SipParseError, SipUri, parse_uri
-from kcc_runtime.sip.headers import parse_name_addr_list
 
 __all__ = [
     "EXPORTS",
@@ -142,17 +141,24 @@ class _Entry(NamedTuple):
 
 
 def _route_entries(msg: Request) -> list[_Entry] | None:
-    """Every Route value in order; None when a Route header does not parse."""
+    """Every Route value in order; None when a Route header does not parse.
+
+    The values are the message's parsed ``routes`` (``validate`` parsed them
+    already), each placed on its line by its offset."""
+    try:
+        values = msg.routes
+    except SipParseError:
+        return None
+    if not values:
+        return []
+    spans = msg.spans
+    lines = [i for i, name in enumerate(msg.names) if name == b"route"]
     out: list[_Entry] = []
-    for i, name in enumerate(msg.names):
-        if name == b"route":
-            _, vs, ve, _ = msg.spans[i]
-            try:
-                values = parse_name_addr_list(msg.buf, vs, ve, "Route")
-            except SipParseError:
-                return None
-            for v in values:
-                out.append(_Entry(i, v.start, v.end, v.uri_raw.decode("utf-8", "surrogateescape")))
+    k = 0
+    for v in values:
+        while spans[lines[k]][2] <= v.start:  # past this line's value: the next line
+            k += 1
+        out.append(_Entry(lines[k], v.start, v.end, v.uri_raw.decode("utf-8", "surrogateescape")))
     return out
 
 
@@ -167,6 +173,11 @@ def _remove(msg: Request, entries: list[_Entry], gone: set[int]) -> None:
     lumps do: a whole line when all its values go, else from the line's first value
     to the first kept one (a prefix) or from the last kept one to the end of the
     last removed one (a suffix)."""
+    if len(gone) == len(entries):  # every value goes (our own Route alone): whole lines
+        for line in dict.fromkeys(e.line for e in entries):
+            ls, _, _, le = msg.spans[line]
+            msg._splice(ls, le, b"")
+        return
     lines: dict[int, list[int]] = {}
     for k, e in enumerate(entries):
         lines.setdefault(e.line, []).append(k)
