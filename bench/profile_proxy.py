@@ -80,16 +80,8 @@ def main() -> int:
     profile = pb.PROFILES[args.bench]
     with tempfile.TemporaryDirectory(prefix="kcc-profile-") as tmp:
         workdir = Path(tmp)
-        first, second = pb.free_udp_ports(2)
-        setup = pb.Setup(
-            profile=profile,
-            workdir=workdir,
-            cfg_text=profile.cfg.read_text(encoding="utf-8"),
-            children=1,
-            backends=(first, second),
-            kcc_module=None,
-        )
-        pb.build_kcc(setup)
+        setup = pb.make_setup(profile, workdir, children=1)
+        first, second = setup.backends
         if setup.kcc_module is None:
             print(setup.kcc_missing_reason, file=sys.stderr)
             return 1

@@ -321,6 +321,22 @@ class Setup:
     kcc_missing_reason: str = ""
 
 
+def make_setup(profile: Profile, workdir: Path, children: int) -> Setup:
+    """A bench's config on two free backend ports in ``workdir``, built by kcc
+    (``kcc_module`` None, with the reason, when that failed)."""
+    first, second = free_udp_ports(2)
+    setup = Setup(
+        profile=profile,
+        workdir=workdir,
+        cfg_text=profile.cfg.read_text(encoding="utf-8"),
+        children=children,
+        backends=(first, second),
+        kcc_module=None,
+    )
+    build_kcc(setup)
+    return setup
+
+
 def rewrite_ports(text: str, listen_port: int, backends: Sequence[int]) -> str:
     if EXAMPLE_LISTEN not in text:
         raise SystemExit(f"the config does not listen on {EXAMPLE_LISTEN}")
@@ -700,16 +716,8 @@ def run_profile(
     profile = result.profile
     with tempfile.TemporaryDirectory(prefix=f"kcc-bench-{profile.name}-") as tmp:
         workdir = Path(tmp)
-        first, second = free_udp_ports(2)
-        setup = Setup(
-            profile=profile,
-            workdir=workdir,
-            cfg_text=profile.cfg.read_text(encoding="utf-8"),
-            children=args.children,
-            backends=(first, second),
-            kcc_module=None,
-        )
-        build_kcc(setup)
+        setup = make_setup(profile, workdir, args.children)
+        first, second = setup.backends
         if setup.kcc_module is None:
             print(f"kcc: missing ({setup.kcc_missing_reason})")
         backends: list[subprocess.Popen[bytes]] = []

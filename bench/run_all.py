@@ -253,16 +253,8 @@ def inflight_section(quick: bool) -> tuple[Section, dict[str, InFlight]]:
     runs: dict[str, InFlight] = {}
     with tempfile.TemporaryDirectory(prefix="kcc-bench-inflight-") as tmp:
         workdir = Path(tmp)
-        first, second = proxy_bench.free_udp_ports(2)
-        setup = proxy_bench.Setup(
-            profile=profile,
-            workdir=workdir,
-            cfg_text=profile.cfg.read_text(encoding="utf-8"),
-            children=1,
-            backends=(first, second),
-            kcc_module=None,
-        )
-        proxy_bench.build_kcc(setup)
+        setup = proxy_bench.make_setup(profile, workdir, children=1)
+        first, second = setup.backends
         backends: list[subprocess.Popen[bytes]] = []
         try:
             for port in (first, second):
