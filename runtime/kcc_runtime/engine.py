@@ -133,6 +133,8 @@ DEFAULT_SERVER_HEADER: Final = "Server: kamailio (5.6.3 (x86_64/linux))"
 SL_ACK_WINDOW: Final = 2.0
 #: tm's ``TABLE_ENTRIES``: the hash in the branch is taken modulo this
 _TABLE_ENTRIES: Final = 1 << 16
+#: refused destinations remembered so each is logged once (then logged again)
+_REFUSED_LOGGED_MAX: Final = 4096
 _DEFAULT_PORTS: Final = {"udp": 5060, "tcp": 5060, "tls": 5061, "sctp": 5060, "ws": 80, "wss": 443}
 
 
@@ -889,6 +891,10 @@ class Proxy:
             if not allowed:
                 self.stats["refused_dst"] += 1
                 if dst not in self._refused_logged:
+                    # bounded: a cfg that relays to the R-URI lets a caller pick the
+                    # destination, and every new one would stay here forever
+                    if len(self._refused_logged) >= _REFUSED_LOGGED_MAX:
+                        self._refused_logged.clear()
                     self._refused_logged.add(dst)
                     log.warning(
                         "refused to send to %s:%d: outside the allowed destinations (--allow-dst)",

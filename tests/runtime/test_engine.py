@@ -514,6 +514,22 @@ def test_refused_destination_logged_once_and_counted(caplog: pytest.LogCaptureFi
     assert len(refusals) == 1 and refusals[0].levelno == logging.WARNING
 
 
+def test_refused_destinations_remembered_are_bounded() -> None:
+    # the caller chooses the destination when the cfg relays to the R-URI: an
+    # attacker sending to 20,000 distinct refused addresses must not grow the worker
+    ports = iter(range(1, 20_001))
+
+    def route(ctx: RequestContext) -> int:
+        core.forward(ctx, "192.0.2.7", next(ports))
+        return 1
+
+    p = proxy(Router(config=Config(), request=route))
+    for _ in range(20_000):
+        p.receive(INVITE, CLIENT, p.sockets[0])
+    assert p.stats["refused_dst"] == 20_000
+    assert 0 < len(p._refused_logged) <= 4096
+
+
 def test_guard_is_exact_for_ipv6() -> None:
     sock6 = Socket("udp", "::1", 5060)
     codes: list[int] = []
