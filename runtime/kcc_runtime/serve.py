@@ -165,6 +165,9 @@ class Options:
     sndbuf: int = 4 * 1024 * 1024
     stop_timeout: float = 5.0
     tcp_lifetime: float = 120.0
+    #: Kamailio's ``tcp_max_connections`` for the whole proxy (each worker takes
+    #: its share: the connections of a worker are its own)
+    tcp_max_connections: int = 2048
     lock_set_size: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     #: where the RPC sockets and FIFO go (Kamailio's ``-Y``)
@@ -361,6 +364,7 @@ def parse_args(config: Config, argv: Sequence[str], prog: str = "proxy") -> Opti
         sndbuf=ns.sndbuf,
         stop_timeout=max(0.0, ns.stop_timeout),
         tcp_lifetime=float(_int_global(config, "tcp_connection_lifetime", 120)),
+        tcp_max_connections=max(1, _int_global(config, "tcp_max_connections", 2048)),
         lock_set_size=lock_set_size,
         runtime_dir=ns.runtime_dir,
     )
@@ -464,7 +468,10 @@ def _worker(
             use_row(rank)  # the worker's row of the shared statistics
         sockets = [socket_factory(spec) for spec in opts.listens]
         transport_options = TransportOptions(
-            rcvbuf=opts.rcvbuf, sndbuf=opts.sndbuf, tcp_lifetime=opts.tcp_lifetime
+            rcvbuf=opts.rcvbuf,
+            sndbuf=opts.sndbuf,
+            tcp_lifetime=opts.tcp_lifetime,
+            tcp_max_connections=-(-opts.tcp_max_connections // opts.children),
         )
         replies = _bind_reply_sockets(opts, transport_options, socket_factory)
         for reply, _ in replies:

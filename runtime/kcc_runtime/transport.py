@@ -27,11 +27,15 @@ came over TCP goes back on that connection, as Kamailio's connection lookup does
 send to an address with no connection opens one (asynchronous connect from the
 source socket's address, ``tcp_connect_timeout`` 10 s); messages wait in a bounded
 queue until it is up. A connection idle for ``tcp_connection_lifetime`` (Kamailio's
-default 120 s) is closed. Limitation: connections belong to the worker that accepted
-or opened them (Kamailio passes descriptors between processes through tcp_main); a
-reply that must reach a TCP client but is processed by another worker opens a new
-connection to the client's address, which usually fails. With ``children=1``, or
-with replies that come back on the same flow, this does not arise.
+default 120 s) is closed. A worker keeps at most its share of the cfg's
+``tcp_max_connections`` (2048 by default) open: a connection accepted beyond it is
+closed at once and counted (``tcp_refused``), so a peer opening connections without
+end cannot exhaust the worker's descriptors and buffers. Limitation: connections
+belong to the worker that accepted or opened them (Kamailio passes descriptors
+between processes through tcp_main); a reply that must reach a TCP client but is
+processed by another worker opens a new connection to the client's address, which
+usually fails. With ``children=1``, or with replies that come back on the same
+flow, this does not arise.
 
 **HTTP on the SIP TCP sockets** (xhttp): when the engine serves HTTP
 (``http_enabled``: the cfg loads xhttp), a connection accepted on a SIP TCP socket
@@ -187,6 +191,10 @@ class TransportOptions:
     tcp_backlog: int = 1024
     #: largest message a TCP stream may carry
     tcp_max_message: int = 65535
+    #: TCP connections this transport keeps open at once (accepted and opened);
+    #: a connection accepted beyond it is closed at once (Kamailio's
+    #: ``tcp_max_connections``, shared by the workers: serve.py gives each its part)
+    tcp_max_connections: int = 2048
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -328,6 +336,10 @@ class _TcpConn(asyncio.Protocol, Generic[S]):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self.remote is None and not self.owner._room_for_connection():
+            self.closed = True
+            transport.abort()
+            return
         peer = transport.get_extra_info("peername")
         if self.remote is None and peer is not None:
             self.remote = (_canonical(str(peer[0])), int(peer[1]))
@@ -449,6 +461,7 @@ class Transport(Generic[S]):
             "tcp_framing_errors": 0,
             "tcp_queue_full": 0,
             "tcp_idle_closed": 0,
+            "tcp_refused": 0,
         }
         self.loop: asyncio.AbstractEventLoop | None = None
         self._udp: list[_Udp[S]] = []
@@ -782,6 +795,21 @@ class Transport(Generic[S]):
 
     def _register(self, remote: tuple[str, int], conn: _TcpConn[S]) -> None:
         self._conns[remote] = conn
+
+    def _room_for_connection(self) -> bool:
+        """Whether one more accepted connection fits under ``tcp_max_connections``
+        (each open connection costs a descriptor and buffers: a peer opening them
+        without end must not exhaust the worker); counted and logged when not."""
+        if len(self._conns) < self.options.tcp_max_connections:
+            return True
+        self.stats["tcp_refused"] += 1
+        if self.stats["tcp_refused"] == 1 or self.stats["tcp_refused"] % 1000 == 0:
+            log.warning(
+                "TCP connection refused: %d open (tcp_max_connections), %d refused so far",
+                len(self._conns),
+                self.stats["tcp_refused"],
+            )
+        return False
 
     def _unregister(self, remote: tuple[str, int], conn: _TcpConn[S]) -> None:
         if self._conns.get(remote) is conn:

@@ -6,6 +6,7 @@ to it with plain Python sockets. Every wait is bounded by a socket timeout.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -234,6 +235,36 @@ def test_tcp_framing_error_closes_the_connection(engine: Echo) -> None:
         assert transport.stats["tcp_framing_errors"] == 1
         assert engine.received == []
         conn.close()
+
+
+def test_tcp_connections_beyond_the_maximum_are_closed(engine: Echo) -> None:
+    # a peer opening connection after connection must not exhaust the worker
+    local = Sock("tcp", "127.0.0.1", free_port(socket.SOCK_STREAM))
+    expected = b"echo:" + SIP
+    with Running(engine, [local], TransportOptions(tcp_max_connections=2)) as transport:
+        kept = []
+        for _ in range(2):
+            conn = socket.create_connection(("127.0.0.1", local.port), timeout=TIMEOUT)
+            conn.sendall(SIP)
+            assert _recv_exact(conn, len(expected)) == expected
+            kept.append(conn)
+        third = socket.create_connection(("127.0.0.1", local.port), timeout=TIMEOUT)
+        with contextlib.suppress(ConnectionResetError):
+            third.sendall(SIP)
+            assert third.recv(100) == b""
+        third.close()
+        assert transport.stats["tcp_refused"] == 1
+        assert len(engine.received) == 2
+        # a slot freed is a slot for the next connection
+        kept.pop().close()
+        deadline = time.monotonic() + TIMEOUT
+        while len(transport._conns) > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        again = socket.create_connection(("127.0.0.1", local.port), timeout=TIMEOUT)
+        again.sendall(SIP)
+        assert _recv_exact(again, len(expected)) == expected
+        for conn in (*kept, again):
+            conn.close()
 
 
 def test_tcp_send_to_a_new_destination_connects_and_queues(engine: Echo) -> None:
