@@ -103,7 +103,7 @@ from kcc_runtime.rpc.stats import sl_reply_counter
 from kcc_runtime.shared import SharedStore
 from kcc_runtime.sip import Message, Request, Response, SipParseError, SipUri, Via, parse_message
 from kcc_runtime.sip.parser import headers_only_request
-from kcc_runtime.sip.uri import parse_uri
+from kcc_runtime.sip.uri import CACHED_MAX_LEN, parse_uri
 from kcc_runtime.tm import Tm
 
 if TYPE_CHECKING:
@@ -195,10 +195,17 @@ def default_resolver(host: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
 def _ip_literal(host: str) -> str | None:
     """``host`` as a normalised IP text (IPv6 without brackets), None for a name
-    (cached: the same few addresses come back on every message)."""
+    (cached: the same few addresses come back on every message; not a long text,
+    which no address is)."""
+    if len(host) > CACHED_MAX_LEN:
+        return _ip_literal_cached.__wrapped__(host)
+    return _ip_literal_cached(host)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_literal_cached(host: str) -> str | None:
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         return str(ipaddress.ip_address(text))

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 
 from kcc_runtime.pv import current_ruri, split_uri
 from kcc_runtime.sip import Request, Response, SipParseError
+from kcc_runtime.sip.uri import CACHED_MAX_LEN
 from kcc_runtime.values import Value, to_str
 
 if TYPE_CHECKING:
@@ -331,6 +332,8 @@ def _host_key(host: str) -> _HostKey:
             key = address.packed + b"%" + address.scope_id.encode("utf-8", "surrogateescape")
         else:
             key = address.packed
+        if len(host) > CACHED_MAX_LEN:
+            return key  # a flood of long names must not fill the cache's memory
         if len(_HOST_KEYS) >= _HOST_KEYS_MAX:
             _HOST_KEYS.clear()
         _HOST_KEYS[host] = key

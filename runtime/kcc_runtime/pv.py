@@ -61,6 +61,7 @@ from kcc_runtime.htable import Table as HtTable
 from kcc_runtime.htable import count_matcher
 from kcc_runtime.sip import Request, Response, SipParseError
 from kcc_runtime.sip.message import canonical_name
+from kcc_runtime.sip.uri import CACHED_MAX_LEN
 from kcc_runtime.values import Value, to_int, to_str
 
 if TYPE_CHECKING:
@@ -182,11 +183,19 @@ _SCHEME: Final = re.compile(r"(sips?|tel|tels):", re.IGNORECASE | re.ASCII)
 _HOSTPORT: Final = re.compile(r"(\[[^\]]*\]|[^:\[\]]*)(?::([0-9]*))?", re.ASCII)
 
 
-@lru_cache(maxsize=1024)
 def split_uri(text: str) -> UriParts | None:
     """Split ``sip:user:pw@host:port;params?headers`` into raw parts; None when the
     text is not a SIP, SIPS or tel URI (Kamailio: "invalid uri"). Cached: the same
-    R-URI is split for ``$rU``, ``$rd``, ``$rp`` and ``uri == myself``."""
+    R-URI is split for ``$rU``, ``$rd``, ``$rp`` and ``uri == myself`` (texts up to
+    ``CACHED_MAX_LEN`` characters: a flood of long ones must not fill memory)."""
+    if len(text) > CACHED_MAX_LEN:
+        return _split_uri.__wrapped__(text)
+    return _split_uri(text)
+
+
+@lru_cache(maxsize=1024)
+def _split_uri(text: str) -> UriParts | None:
+    """:func:`split_uri`, remembered."""
     found = _SCHEME.match(text)
     if found is None:
         return None

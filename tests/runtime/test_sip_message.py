@@ -617,3 +617,24 @@ def test_content_length_lines(lines: bytes, verdict: int | str) -> None:
         with pytest.raises(SipParseError) as info:
             parse_message(data)
         assert info.value.reason == verdict
+
+
+def test_parser_caches_keep_short_values_only() -> None:
+    # a flood of long unique URIs (a fuzzer's, up to 64 KB) must not make the caches'
+    # bounds in entries a quarter of a gigabyte in bytes
+    from kcc_runtime.modules import core
+    from kcc_runtime.sip import headers, uri
+
+    long_uri = b"sip:" + b"a" * 5000 + b"@example.com"
+    before = uri._parse_uri_cached.cache_info().currsize
+    assert uri.parse_uri(long_uri) == uri.parse_uri(long_uri)
+    assert uri._parse_uri_cached.cache_info().currsize == before
+    long_cseq = b"1" + b" " * 400 + b"INVITE"
+    before = headers._parse_cseq_cached.cache_info().currsize
+    assert headers.parse_cseq(long_cseq).method == "INVITE"
+    assert headers._parse_cseq_cached.cache_info().currsize == before
+    before = core._split_uri.cache_info().currsize
+    assert core.split_uri(long_uri.decode()) is not None
+    assert core._split_uri.cache_info().currsize == before
+    short = b"sip:bob@example.com"
+    assert uri.parse_uri(short) is uri.parse_uri(short)  # short values are cached

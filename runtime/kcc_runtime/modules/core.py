@@ -31,6 +31,7 @@ from kcc_runtime.exports import (
 )
 from kcc_runtime.pv import current_ruri, set_ruri
 from kcc_runtime.sip import Request, SipParseError, parse_uri
+from kcc_runtime.sip.uri import CACHED_MAX_LEN
 from kcc_runtime.values import Value
 
 __all__ = [
@@ -139,10 +140,19 @@ class UriParts:
         return self.scheme in ("tel", "tels")
 
 
-@functools.lru_cache(maxsize=4096)
 def split_uri(text: str) -> UriParts | None:
     """Cut ``text`` into :class:`UriParts`; None when it is not a valid SIP/SIPS/TEL
-    URI (Kamailio: "bad uri", the action fails).
+    URI (Kamailio: "bad uri", the action fails). Texts up to ``CACHED_MAX_LEN``
+    characters go through the cache below, longer ones (a fuzzer's) are cut each
+    time, so the cache's memory stays small."""
+    if len(text) > CACHED_MAX_LEN:
+        return _split_uri.__wrapped__(text)
+    return _split_uri(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_uri(text: str) -> UriParts | None:
+    """:func:`split_uri`, remembered.
 
     The answer is immutable and depends on the text alone, so the last 4096 distinct
     texts are remembered: a proxy sees the same R-URIs and Route entries (its own,

@@ -20,7 +20,7 @@ from typing import Final, NamedTuple
 
 from kcc_runtime.sip import abnf
 from kcc_runtime.sip.errors import SipParseError
-from kcc_runtime.sip.uri import Params, Uri, parse_uri
+from kcc_runtime.sip.uri import CACHED_MAX_LEN, Params, Uri, parse_uri
 
 #: Compact header names (RFC 3261 §7.3.3 and table in §20; ``o``/``u`` RFC 6665, ``r``
 #: RFC 3515, ``b`` RFC 3892, ``x`` RFC 4028, ``y`` RFC 8224, ``a``/``j``/``d`` RFC 3841).
@@ -424,7 +424,9 @@ def parse_cseq(raw: bytes, *, loose: bool = False) -> CSeq:
 
     Results are immutable and depend on the arguments alone, and traffic repeats a few
     values (``1 INVITE``, ``2 BYE``...) over and over, so the last ``_CSEQ_CACHE_SIZE``
-    are remembered (bounded, as ``uri.parse_uri``)."""
+    are remembered (bounded, and short values only, as ``uri.parse_uri``)."""
+    if len(raw) > CACHED_MAX_LEN:
+        return _parse_cseq_cached.__wrapped__(raw, loose)
     return _parse_cseq_cached(raw, loose)
 
 

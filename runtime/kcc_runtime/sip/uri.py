@@ -114,11 +114,16 @@ def parse_uri(raw: bytes) -> Uri:
     Results are immutable and depend on the bytes alone, so the last
     ``_URI_CACHE_SIZE`` distinct URIs are remembered: a proxy sees the same From, To,
     Contact and Request-URI values over and over (bounded, so unique URIs from a
-    flood only cycle the cache)."""
+    flood only cycle the cache; and only URIs up to ``CACHED_MAX_LEN`` bytes, or a
+    flood of 60 KB URIs would make the bound a quarter of a gigabyte)."""
+    if len(raw) > CACHED_MAX_LEN:
+        return _parse_uri_cached.__wrapped__(raw)
     return _parse_uri_cached(raw)
 
 
 _URI_CACHE_SIZE: Final = 4096
+#: the longest value the parsers' caches keep (longer ones are parsed every time)
+CACHED_MAX_LEN: Final = 256
 
 
 @functools.lru_cache(maxsize=_URI_CACHE_SIZE)
