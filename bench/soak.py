@@ -1,0 +1,299 @@
+"""Soak: fuzzed datagrams mixed with valid calls through a running kcc proxy (issue 9).
+
+    unshare -n sh -c 'ip link set lo up && exec .venv/bin/python bench/soak.py'
+
+(loopback only: every address is 127.0.0.1; a private network namespace keeps the
+soak off everyone else's ports). Issue 9's acceptance: 1,000,000 fuzzed datagrams
+with concurrent SIPp calls: zero worker crashes, zero valid calls lost, memory growth
+under 5 %, and the proxy answers an OPTIONS afterwards.
+
+What it does, on free loopback ports:
+
+1. Builds ``examples/stateful_rr.cfg`` with its backends moved to two free ports
+   (``proxy_bench.make_setup``) and starts it with ``--children`` workers (2) and
+   ``--allow-dst 127.0.0.0/8,::1``; two SIPp UAS backends (``uas_rr.xml``).
+2. Warm-up: ``--warmup`` fuzzed datagrams (1 %, at least 5,000) and 20 valid calls,
+   then a settle pause, so the baseline memory has the proxy's caches and pools
+   filled once; the baseline is the proxy tree's RSS and PSS (the sum over the
+   supervisor and its workers, ``/proc/PID/smaps_rollup``), and the workers' PIDs.
+3. The soak: a SIPp UAC (``uac_rr.xml``: INVITE, 100/180/200, ACK and BYE
+   loose-routed through the proxy, SIPp's own retransmissions on, a source port per
+   call so both workers take calls) places ``--call-rate`` calls a second for as long
+   as the fuzzing lasts, while ``bench/sipfuzz.py`` sends ``--datagrams`` fuzzed
+   datagrams (torture corpus and SIPp messages, mutated) from ``--sources`` sockets,
+   paced at ``--rate`` a second.
+4. After the UAC ends and a ``--settle`` pause (tm's timers: the transactions the
+   fuzzed INVITEs opened end, then their wait timers), memory again, the workers'
+   PIDs again, an OPTIONS probe, and the proxy's log searched for restarts
+   (``restarting it``), internal errors (``error while processing``, ``engine
+   failed``, ``Traceback``).
+
+It prints the figures and exits 0 only when every criterion holds: no worker
+restarted (same PIDs, no restart line), every valid call succeeded, PSS and RSS grew
+less than 5 %, the OPTIONS was answered, no internal error in the log. The default
+run takes about 5 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from proxy_bench import (
+    PROFILES,
+    SCENARIOS,
+    SIPP_BUFF_SIZE,
+    MemorySampler,
+    _proc_table,
+    free_udp_ports,
+    make_setup,
+    options_answered,
+    running_proxy,
+    start_uas,
+    stop,
+    tree_pss_kb,
+)
+from sipfuzz import SendStats, send_fuzz
+
+#: what the proxy logs when a worker dies, or when a message hits a runtime bug
+RESTART = re.compile(r"worker \d+ \(pid \d+\) .*restarting it")
+INTERNAL_ERROR = re.compile(r"error while processing|engine failed|engine timer failed|Traceback")
+GROWTH_LIMIT = 0.05
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The proxy tree's memory (kB): summed RSS and summed PSS."""
+
+    rss_kb: int
+    pss_kb: int
+
+
+def tree_memory(root: int) -> Memory:
+    """RSS and PSS of ``root`` and its workers, summed (``smaps_rollup``)."""
+    rss = 0
+    for pid in workers(root) | {root}:
+        with contextlib.suppress(OSError):
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="ascii")
+            rss += next(int(line.split()[1]) for line in text.splitlines() if line[:4] == "Rss:")
+    return Memory(rss, tree_pss_kb(root))
+
+
+def workers(root: int) -> set[int]:
+    """The PIDs of ``root``'s children (the supervisor's workers)."""
+    return {pid for pid, parent in _proc_table()[0].items() if parent == root}
+
+
+@dataclass
+class Uac:
+    """A SIPp UAC run in a thread: its statistics once it ended."""
+
+    created: int = 0
+    successful: int = 0
+    failed: int = 0
+    retransmissions: int = 0
+    returncode: int | None = None
+
+
+def run_uac(
+    workdir: Path, port: int, result: Uac, *, calls: int, rate: float, timeout: float
+) -> None:
+    """``calls`` calls of ``uac_rr.xml`` at ``rate`` a second through 127.0.0.1:``port``
+    (a source port per call), bounded by ``-timeout`` and an outer timeout; fills
+    ``result`` from SIPp's ``-trace_stat`` file."""
+    (local,) = free_udp_ports(1)
+    stat = workdir / f"uac-{local}.csv"
+    argv = ["sipp", "-sf", str(SCENARIOS / "uac_rr.xml"), "-i", "127.0.0.1", "-p", str(local)]
+    argv += ["-buff_size", SIPP_BUFF_SIZE, "-nostdin", "-m", str(calls), "-r", str(rate)]
+    argv += ["-t", "un", "-max_socket", "1024", "-recv_timeout", "20000"]
+    argv += ["-timeout", f"{int(timeout)}s", "-trace_stat", "-stf", str(stat), "-fd", "1"]
+    argv.append(f"127.0.0.1:{port}")
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            cwd=workdir,
+            timeout=timeout + 30,
+            check=False,
+        )
+        result.returncode = done.returncode
+    if stat.exists():
+        lines = stat.read_text(encoding="utf-8").splitlines()
+        if len(lines) >= 2:
+            row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+            result.created = int(row.get("TotalCallCreated", "0"))
+            result.successful = int(row.get("SuccessfulCall(C)", "0"))
+            result.failed = int(row.get("FailedCall(C)", "0"))
+            result.retransmissions = int(row.get("Retransmissions(C)", "0"))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--datagrams", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=float, default=5000.0, help="fuzzed datagrams/s")
+    parser.add_argument("--call-rate", type=float, default=20.0, help="valid calls/s")
+    parser.add_argument("--children", type=int, default=2)
+    parser.add_argument("--sources", type=int, default=4, help="fuzzing sockets")
+    parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--warmup", type=int, help="warm-up datagrams (1 %%, >= 5,000)")
+    parser.add_argument("--settle", type=float, default=40.0, help="pause before 'after' (s)")
+    args = parser.parse_args(argv)
+    if min(args.datagrams, args.rate, args.call_rate, args.children, args.sources) <= 0:
+        parser.error("--datagrams, --rate, --call-rate, --children, --sources must be > 0")
+    if args.warmup is None:
+        args.warmup = max(5_000, args.datagrams // 100)
+    return args
+
+
+def log_lines(workdir: Path, pattern: re.Pattern[str]) -> list[str]:
+    """The lines of the proxy's log (``running_proxy`` writes it in ``kcc-*/``)
+    matching ``pattern``."""
+    found: list[str] = []
+    for log in workdir.glob("kcc-*/proxy.log"):
+        with log.open(encoding="utf-8", errors="replace") as handle:
+            found += [line.rstrip() for line in handle if pattern.search(line)]
+    return found
+
+
+def udp_rcvbuf_errors() -> int:
+    """The namespace's count of UDP datagrams dropped on a full receive buffer
+    (``RcvbufErrors`` of ``/proc/net/snmp``)."""
+    head, values = (
+        line.split()[1:]
+        for line in Path("/proc/net/snmp").read_text(encoding="ascii").splitlines()
+        if line.startswith("Udp:")
+    )
+    return int(dict(zip(head, values, strict=True))["RcvbufErrors"])
+
+
+def growth(before: int, after: int) -> float:
+    return (after - before) / before if before else 0.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("sipp") is None:
+        print("sipp is not installed (scripts/setup.sh installs it)", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="kcc-soak-") as tmp:
+        workdir = Path(tmp)
+        setup = make_setup(PROFILES["stateful_rr"], workdir, args.children)
+        if setup.kcc_module is None:
+            print(f"kcc proxy missing: {setup.kcc_missing_reason}", file=sys.stderr)
+            return 2
+        backends = [start_uas(workdir, port, "uas_rr.xml") for port in setup.backends]
+        try:
+            with running_proxy(setup, "kcc") as (proxy, port):
+                ok = soak(args, workdir, proxy.pid, port)
+        finally:
+            for uas in backends:
+                stop(uas, signal.SIGUSR1)  # SIPp's quit signal
+    print(f"soak time: {time.monotonic() - started:.0f} s")
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
+    """Warm up, measure, soak, settle, measure; print the figures; whether every
+    acceptance criterion holds."""
+    print(f"proxy pid {root} on 127.0.0.1:{port}, {args.children} workers", flush=True)
+    warm_uac = Uac()
+    warm = threading.Thread(
+        target=run_uac,
+        args=(workdir, port, warm_uac),
+        kwargs={"calls": 20, "rate": 10.0, "timeout": 60.0},
+    )
+    warm.start()
+    send_fuzz(port, args.warmup, seed=args.seed + 1, rate=args.rate, sources=args.sources)
+    warm.join()
+    time.sleep(args.settle)
+    before, pids_before = tree_memory(root), workers(root)
+    print(f"warm-up: {args.warmup} datagrams, valid calls {warm_uac.successful}/20 ok")
+    print(f"before: RSS {before.rss_kb} kB, PSS {before.pss_kb} kB, workers {sorted(pids_before)}")
+
+    seconds = args.datagrams / args.rate
+    calls = max(1, int(seconds * args.call_rate))
+    uac = Uac()
+    thread = threading.Thread(
+        target=run_uac,
+        args=(workdir, port, uac),
+        kwargs={"calls": calls, "rate": args.call_rate, "timeout": seconds * 2 + 120},
+    )
+    thread.start()
+
+    def progress(stats: SendStats) -> None:
+        if int(stats.seconds) % 15 == 0:
+            print(f"  {stats.sent} datagrams sent, {stats.seconds:.0f} s", flush=True)
+
+    drops_before = udp_rcvbuf_errors()
+    with MemorySampler(root, interval=10.0) as sampler:
+        sent = send_fuzz(
+            port,
+            args.datagrams,
+            seed=args.seed,
+            rate=args.rate,
+            sources=args.sources,
+            progress=progress,
+            timeout=seconds * 3 + 60,
+        )
+        thread.join()
+        time.sleep(args.settle)
+    drops = udp_rcvbuf_errors() - drops_before
+    after, pids_after = tree_memory(root), workers(root)
+    answered = options_answered(port, 2.0)
+    restarts = log_lines(workdir, RESTART)
+    errors = log_lines(workdir, INTERNAL_ERROR)
+
+    rss, pss = growth(before.rss_kb, after.rss_kb), growth(before.pss_kb, after.pss_kb)
+    checks = {
+        "no worker restarted": pids_before == pids_after and not restarts,
+        "every valid call succeeded": uac.successful == calls and uac.failed == 0,
+        "memory growth < 5 %": rss < GROWTH_LIMIT and pss < GROWTH_LIMIT,
+        "answers OPTIONS afterwards": answered,
+        "no internal error logged": not errors,
+        "every datagram sent": sent.sent == args.datagrams,
+    }
+    mb = sent.bytes / 1e6
+    print(
+        f"datagrams: {sent.sent} sent ({mb:.0f} MB, {sent.refused} refused by the kernel) "
+        f"in {sent.seconds:.0f} s ({sent.sent / max(sent.seconds, 1e-9):.0f}/s), "
+        f"{sent.replies} replies received"
+    )
+    print(
+        f"valid calls: {calls} placed, {uac.created} created, {uac.successful} succeeded, "
+        f"{uac.failed} failed, {uac.retransmissions} SIPp retransmissions"
+    )
+    print(f"UDP receive buffer overflows (whole namespace) during the soak: {drops}")
+    trace = ", ".join(f"{kb // 1024}" for _, kb in sampler.samples)
+    print(f"PSS of the proxy tree every 10 s during the soak and settle (MB): {trace}")
+    print(f"after:  RSS {after.rss_kb} kB, PSS {after.pss_kb} kB, workers {sorted(pids_after)}")
+    print(f"memory growth: RSS {rss:+.2%}, PSS {pss:+.2%}")
+    print(f"worker restarts logged: {len(restarts)}")
+    for line in restarts[:10]:
+        print(f"  {line}")
+    print(f"internal errors logged: {len(errors)}")
+    for line in errors[:10]:
+        print(f"  {line}")
+    print(f"OPTIONS afterwards: {'answered' if answered else 'NO ANSWER'}")
+    for name, held in checks.items():
+        print(f"{'ok  ' if held else 'FAIL'} {name}")
+    return all(checks.values())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

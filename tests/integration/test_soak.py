@@ -1,0 +1,109 @@
+"""The soak's short version (issue 9): fuzzed datagrams mixed with valid calls through
+the stateful balancer built by kcc, with two workers.
+
+``examples/stateful_rr.cfg`` runs as the proxy kcc builds (``children=2``) in front of
+two SIPp UAS backends. While a SIPp UAC places ``CALLS`` valid calls (INVITE,
+100/180/200, ACK and BYE loose-routed through the proxy; SIPp's retransmissions on, as
+a real caller's, a source port per call so both workers take calls),
+``bench/sipfuzz.py`` sends ``DATAGRAMS`` fuzzed datagrams (the torture corpus and a
+SIPp call's messages, with byte flips, truncation, duplicated headers, bad
+Content-Length, deep comma lists, NULs, bad UTF-8, oversize datagrams) from four
+sockets to the proxy's port. Checked afterwards:
+
+- no worker restarted: the supervisor's children have the same PIDs, and the log has
+  no ``restarting it`` line;
+- every valid call succeeded;
+- the proxy still serves: an OPTIONS gets its answer (the cfg's 404);
+- the log shows no internal error: no ``error while processing`` (the engine's
+  catch-all), no ``engine failed`` (the transport's), no traceback.
+
+The long version, with memory before and after, is ``bench/soak.py`` (a million
+datagrams). Kamailio is not run here: the fuzzed input is the kcc runtime's concern.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+from bench.sipfuzz import SendStats, send_fuzz
+from tests.integration.conftest import (
+    Services,
+    SipProbe,
+    free_udp_ports,
+    needs_sipp,
+    read_stat,
+    run_sipp_client,
+    sipp_base,
+    start_proxy,
+    start_uas,
+)
+
+pytestmark = [needs_sipp]
+
+DATAGRAMS = 30_000
+FUZZ_RATE = 3_000  # datagrams/s: 10 s of fuzzing
+CALLS = 300
+CALL_RATE = 30  # calls/s: 10 s of calls, alongside
+INTERNAL_ERROR = re.compile(r"error while processing|engine failed|engine timer failed|Traceback")
+RESTART = re.compile(r"worker \d+ \(pid \d+\) .*restarting it")
+
+
+def worker_pids(root: int) -> set[int]:
+    """The PIDs of ``root``'s children (the supervisor's workers), from ``/proc``."""
+    found: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        if int(text[text.rfind(")") + 2 :].split()[1]) == root:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_fuzzed_datagrams_with_valid_calls(services: Services) -> None:
+    backends = free_udp_ports(2)
+    for port in backends:
+        start_uas(services, port, "uas_rr.xml")
+    proxy = start_proxy(services, "kcc", "stateful_rr", backends, children=2)
+    workers = worker_pids(proxy.service.pid)
+    assert len(workers) == 2, f"expected two workers: {workers}\n{proxy.service.log_tail()}"
+
+    sent: list[SendStats] = []
+    fuzzer = threading.Thread(
+        target=lambda: sent.append(
+            send_fuzz(proxy.port, DATAGRAMS, seed=4475, rate=FUZZ_RATE, timeout=120)
+        )
+    )
+    (local,) = free_udp_ports(1)
+    stat = services.workdir / f"uac-{local}.csv"
+    argv = [*sipp_base("uac_rr.xml", local), "-m", str(CALLS), "-r", str(CALL_RATE)]
+    argv += ["-t", "un", "-max_socket", "512", "-recv_timeout", "20000", "-timeout", "90s"]
+    argv += ["-trace_stat", "-stf", str(stat), f"127.0.0.1:{proxy.port}"]
+    fuzzer.start()
+    try:
+        done = run_sipp_client(services, argv, 120, f"SIPp UAC did not finish {CALLS} calls")
+    finally:
+        fuzzer.join(timeout=180)
+    assert not fuzzer.is_alive(), "the fuzzer did not finish"
+    stats = read_stat(stat) if stat.exists() else {}
+
+    assert sent and sent[0].sent == DATAGRAMS, f"fuzzer: {sent}"
+    assert stats.get("SuccessfulCall(C)") == str(CALLS), (
+        f"valid calls: {stats.get('SuccessfulCall(C)')} of {CALLS} succeeded, "
+        f"{stats.get('FailedCall(C)')} failed\n{done.stderr.decode(errors='replace')[-2000:]}"
+        f"\n{proxy.service.log_tail()}"
+    )
+    probe = SipProbe()
+    try:
+        reply = probe.ask("OPTIONS", f"sip:ping@127.0.0.1:{proxy.port}", proxy.port, 5.0)
+    finally:
+        probe.close()
+    assert reply is not None and reply.status == 404, f"no answer afterwards: {reply}"
+    assert worker_pids(proxy.service.pid) == workers, proxy.service.log_tail()
+    log = proxy.service.log.read_text(encoding="utf-8", errors="replace").splitlines()
+    assert not [line for line in log if RESTART.search(line)], proxy.service.log_tail()
+    errors = [line for line in log if INTERNAL_ERROR.search(line)]
+    assert not errors, "internal errors:\n" + "\n".join(errors[:20])
