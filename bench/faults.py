@@ -21,11 +21,12 @@ asserts on the results, this script runs them with large ones and prints the fig
 4. ``flood``: a burst of OPTIONS from one socket, as fast as Python sends them, far
    above what one worker drains (the kernel drops the excess: its ``drops`` counter in
    ``/proc/net/udp`` is reported); afterwards the proxy answers again, same workers.
-5. ``sigterm_under_load``: SIGTERM to the supervisor in the middle of a SIPp run: exit
-   code, time to exit, tracebacks in the log, workers left behind. serve.py promises
-   that the workers get SIGTERM and, after ``--stop-timeout``, SIGKILL; a worker keeps
-   SIGTERM's default action, so it dies at once and its in-flight transactions are
-   neither finished nor answered (the gap is reported, not hidden).
+5. SIGTERM: each worker drains (serve.py): new requests get 503, what is under way
+   goes on until nothing is pending, at most 80 % of ``--stop-timeout``, then what
+   is left gets a local 503 and its branches a CANCEL. ``sigterm_drain`` checks it
+   call by call with its own backends (answering 200 after a delay, or never), and
+   ``sigterm_under_load`` stops a proxy in the middle of a SIPp run: exit code, time
+   to exit, tracebacks in the log, workers left behind, SIGKILLs needed.
 
 A slow backend holding many transactions is ``bench/run_all.py``'s in-flight bench.
 
@@ -48,6 +49,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -67,15 +69,12 @@ TCP_MAX_MESSAGE = 65535
 UDP_MAX = 65507
 
 
-def short_timers(text: str) -> str:
-    """The cfg with tm's ``fr_timer`` and ``fr_inv_timer`` set to ``FR_TIMER_MS``
-    (added after the last ``loadmodule``)."""
+def short_timers(text: str, fr_ms: int = FR_TIMER_MS) -> str:
+    """The cfg with tm's ``fr_timer`` and ``fr_inv_timer`` set to ``fr_ms`` (added
+    after the last ``loadmodule``)."""
     anchor = 'loadmodule "siputils.so"\n'
     assert anchor in text, "the example no longer loads siputils.so"
-    timers = (
-        f'modparam("tm", "fr_timer", {FR_TIMER_MS})\n'
-        f'modparam("tm", "fr_inv_timer", {FR_TIMER_MS})\n'
-    )
+    timers = f'modparam("tm", "fr_timer", {fr_ms})\nmodparam("tm", "fr_inv_timer", {fr_ms})\n'
     return text.replace(anchor, anchor + timers, 1)
 
 
@@ -142,12 +141,13 @@ class Lab:
             proxy_bench.stop(popen, sig)
         self.started.clear()
 
-    def build(self, example: str, backends: Sequence[int]) -> Path:
+    def build(self, example: str, backends: Sequence[int], fr_ms: int = FR_TIMER_MS) -> Path:
         """``kcc build`` of ``examples/<example>.cfg`` with ``backends`` for its two
-        backends and short tm timers (its listen port is replaced by ``--listen``)."""
+        backends and tm's timers at ``fr_ms`` (its listen port is replaced by
+        ``--listen``)."""
         text = (EXAMPLES / f"{example}.cfg").read_text(encoding="utf-8")
         cfg = self.workdir / f"{example}-{secrets.token_hex(3)}.cfg"
-        cfg.write_text(short_timers(proxy_bench.rewrite_ports(text, 5060, backends)))
+        cfg.write_text(short_timers(proxy_bench.rewrite_ports(text, 5060, backends), fr_ms))
         module = cfg.with_suffix(".py")
         kcc = Path(sys.executable).with_name("kcc")
         done = subprocess.run(
@@ -680,11 +680,148 @@ def drain(sock: socket.socket) -> int:
 # -- 5. SIGTERM during load --------------------------------------------------------------
 
 
+class Backends:
+    """Two UAS sockets served by a thread: each INVITE gets a 180 at once and a 200
+    ``answer_after`` seconds later (never when None); a CANCEL gets its 200 and the
+    INVITE a 487; everything else is recorded and left alone."""
+
+    def __init__(self, answer_after: float | None) -> None:
+        self.socks = [udp_socket(), udp_socket()]
+        self.answer_after = answer_after
+        self.invites = 0
+        self.cancels = 0
+        self._invites: dict[str, tuple[bytes, tuple[str, int], str]] = {}
+        self._due: list[tuple[float, str]] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def ports(self) -> list[int]:
+        return [port_of(sock) for sock in self.socks]
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(5.0)
+        for sock in self.socks:
+            sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            ready, _, _ = select.select(self.socks, [], [], 0.02)
+            for sock in ready:
+                data, addr = sock.recvfrom(65535)
+                self._on_request(sock, data, addr)
+            now = time.monotonic()
+            for when, call_id in [d for d in self._due if d[0] <= now]:
+                self._due.remove((when, call_id))
+                invite, addr, contact = self._invites[call_id]
+                sock = self._sock_of(contact)
+                sock.sendto(reply(invite, 200, "OK", to_tag="uas", contact=contact), addr)
+
+    def _sock_of(self, contact: str) -> socket.socket:
+        port = int(contact.rsplit(":", 1)[1])
+        return next(sock for sock in self.socks if port_of(sock) == port)
+
+    def _on_request(self, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
+        method = data.split(b" ", 1)[0]
+        call_ids = headers(data, "Call-ID")
+        if not call_ids:
+            return
+        call_id = call_ids[0]
+        contact = f"sip:callee@127.0.0.1:{port_of(sock)}"
+        if method == b"INVITE" and call_id not in self._invites:
+            self.invites += 1
+            self._invites[call_id] = (data, addr, contact)
+            sock.sendto(reply(data, 180, "Ringing", to_tag="uas", contact=contact), addr)
+            if self.answer_after is not None:
+                self._due.append((time.monotonic() + self.answer_after, call_id))
+        elif method == b"CANCEL" and call_id in self._invites:
+            self.cancels += 1
+            sock.sendto(reply(data, 200, "OK", to_tag="uas", contact=contact), addr)
+            invite, to, _ = self._invites[call_id]
+            sock.sendto(reply(invite, 487, "Request Terminated", to_tag="uas", contact=contact), to)
+            self._due = [d for d in self._due if d[1] != call_id]
+
+
+@dataclass(frozen=True)
+class Drain:
+    """What SIGTERM did to calls under way (``sigterm_drain``)."""
+
+    #: the final status each call under way at the SIGTERM got (None: none came)
+    finals: tuple[int | None, ...]
+    #: the status a call started after the SIGTERM got
+    new_call: int | None
+    #: CANCELs the backends received
+    cancels: int
+    returncode: int | None
+    exit_seconds: float | None
+    #: workers the supervisor had to SIGKILL (its log says so)
+    sigkilled: int
+    traceback: bool
+    log_tail: str = field(repr=False)
+
+
+def sigterm_drain(
+    lab: Lab, calls: int, answer_after: float | None, stop_timeout: float, children: int = 2
+) -> Drain:
+    """``calls`` INVITEs through stateful_rr (each from its own socket, so they
+    spread over the workers) are ringing when the supervisor gets SIGTERM; the
+    backends answer them ``answer_after`` seconds after the INVITE (or never). A new
+    INVITE follows the SIGTERM. Returns every caller's final status."""
+    backends = Backends(answer_after)
+    callers = [udp_socket() for _ in range(calls)]
+    late = udp_socket()
+    try:
+        # tm's own timeouts (408) must not end the calls before the drain does
+        module = lab.build("stateful_rr", backends.ports, fr_ms=60_000)
+        proxy = lab.proxy(module, children=children, extra=["--stop-timeout", str(stop_timeout)])
+        where = ("127.0.0.1", proxy.port)
+        ruri = f"sip:callee@127.0.0.1:{proxy.port}"
+        ids = [f"{secrets.token_hex(8)}@drain" for _ in callers]
+        for sock, call_id in zip(callers, ids, strict=True):
+            sock.sendto(request("INVITE", ruri, sock, call_id=call_id), where)
+        for sock in callers:
+            ringing, _ = receive(sock, 10.0, lambda d: status_of(d) == 180)
+            if ringing is None:
+                raise RuntimeError(f"a call did not ring:\n{proxy.text()[-2000:]}")
+        proxy.popen.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        time.sleep(0.1)  # the workers have the signal
+        late.sendto(request("INVITE", ruri, late, call_id=f"{secrets.token_hex(8)}@late"), where)
+        new, _ = receive(late, 5.0, lambda d: (status_of(d) or 0) >= 200)
+        finals: list[int | None] = []
+        for sock in callers:
+            got, _ = receive(sock, stop_timeout + 10, lambda d: (status_of(d) or 0) >= 200)
+            finals.append(None if got is None else status_of(got))
+        try:
+            code: int | None = proxy.popen.wait(timeout=stop_timeout + 20)
+            exit_seconds: float | None = time.monotonic() - sent
+        except subprocess.TimeoutExpired:
+            code, exit_seconds = None, None
+        text = proxy.text()
+        return Drain(
+            finals=tuple(finals),
+            new_call=None if new is None else status_of(new),
+            cancels=backends.cancels,
+            returncode=code,
+            exit_seconds=exit_seconds,
+            sigkilled=text.count("did not stop: SIGKILL"),
+            traceback="Traceback" in text,
+            log_tail=text[-2000:],
+        )
+    finally:
+        backends.close()
+        for sock in (*callers, late):
+            sock.close()
+
+
 @dataclass(frozen=True)
 class Term:
     returncode: int | None
     exit_seconds: float | None
     workers_left: tuple[int, ...]
+    sigkilled: int
     traceback: bool
     calls: Calls
     stop_timeout: float
@@ -693,7 +830,8 @@ class Term:
 
 def sigterm_under_load(lab: Lab, calls: int, rate: int, stop_timeout: float) -> Term:
     """SIGTERM to the supervisor (stateful_rr, two workers, ``--stop-timeout``) half
-    way through a SIPp run of ``calls`` calls at ``rate``/s."""
+    way through a SIPp run of ``calls`` calls at ``rate``/s: the calls after it get
+    503 (SIPp counts them failed), the ones under way finish."""
     ports = proxy_bench.free_udp_ports(2)
     module = lab.build("stateful_rr", ports)
     for port in ports:
@@ -716,6 +854,7 @@ def sigterm_under_load(lab: Lab, calls: int, rate: int, stop_timeout: float) -> 
         returncode=code,
         exit_seconds=exit_seconds,
         workers_left=left,
+        sigkilled=text.count("did not stop: SIGKILL"),
         traceback="Traceback" in text,
         calls=result,
         stop_timeout=stop_timeout,
@@ -752,6 +891,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for children in (1, 2):
         with lab() as group:
             print(f"flood ({children} workers): {flood(group, args.flood, children)}", flush=True)
+    for answer_after, stop_timeout in ((1.0, 8.0), (None, 2.0)):
+        with lab() as group:
+            drained = sigterm_drain(group, 50, answer_after, stop_timeout)
+            print(
+                f"SIGTERM with 50 calls ringing, answered after {answer_after} s, "
+                f"--stop-timeout {stop_timeout}: {drained}",
+                flush=True,
+            )
     with lab() as group:
         term = sigterm_under_load(group, args.calls, args.rate, 5.0)
         print(f"SIGTERM under load: {term}", flush=True)

@@ -71,6 +71,17 @@ Stateful forwarding (tm)
     client transaction is sent from the reply socket on its listening IP (or of its
     family) and our Via names it.
 
+Draining (a worker stopping, serve.py)
+    after :meth:`Proxy.begin_drain` a request that would start something new (no
+    To-tag, not an ACK or CANCEL, no transaction of ours matching it) gets a
+    stateless ``503 Service Unavailable`` without running the script (RFC 3261
+    §21.5.4: the server is down for maintenance; the caller tries another one) and is
+    counted in ``stats["refused_draining"]``. Everything else is routed as usual:
+    retransmissions, CANCEL and ACK reach their transactions, and in-dialog requests
+    (a BYE) still end the calls they belong to. :meth:`Proxy.pending` counts what
+    the transactions still owe; :meth:`Proxy.abort_pending` answers what is left
+    with a local 503 and cancels its branches (the drain's deadline).
+
 :meth:`Proxy.receive` never raises.
 """
 
@@ -472,6 +483,7 @@ class Proxy:
             "refused_dst": 0,
             "send_failed": 0,
             "sl_filtered_acks": 0,
+            "refused_draining": 0,
             "errors": 0,
         }
         config = router.config
@@ -497,6 +509,8 @@ class Proxy:
         self.myself = Myself(tuple(dict.fromkeys((*base.sockets, *ours))), base.aliases)
         self._sl_prefix = sl_tag_prefix(self.sockets)
         self._sl_until = 0.0
+        #: the worker is stopping: new requests are refused (:meth:`begin_drain`)
+        self.draining = False
         self._refused_logged: set[tuple[str, int]] = set()
         #: the guard's verdict by destination address (bounded)
         self._allowed: dict[str, bool] = {}
@@ -562,6 +576,31 @@ class Proxy:
         except Exception:
             self.stats["errors"] += 1
             log.exception("error in the timer")
+        self._out = []
+        return out
+
+    def begin_drain(self) -> None:
+        """Stop taking new requests (a 503 each); what is under way goes on."""
+        if not self.draining:
+            self.draining = True
+            log.info("draining: new requests get 503, %d transactions pending", self.pending())
+
+    def pending(self) -> int:
+        """How many transactions still owe the caller a final reply (or wait for the
+        ACK of a negative one)."""
+        return len(self.tm.pending())
+
+    def abort_pending(self) -> list[Outgoing]:
+        """Answer every request still unanswered with a local ``503 Service
+        Unavailable`` and cancel its branches; return what to send."""
+        out: list[Outgoing] = []
+        self._out = out
+        try:
+            for cell in self.tm.pending():
+                self.tm.abort(cell, 503, "Service Unavailable")
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("error while answering the pending transactions")
         self._out = []
         return out
 
@@ -636,6 +675,8 @@ class Proxy:
             self.stats["sl_filtered_acks"] += 1
             log.debug("SL local ACK found -> dropping it")
             return
+        if self.draining and self._refuse_new(msg, received, local):
+            return
         route = self.router.request
         if route is None:
             return
@@ -643,6 +684,21 @@ class Proxy:
         self.router.run(route, ctx)
         self.process.shared.pretran_release()
         self.tm.after_script(ctx)
+
+    def _refuse_new(self, msg: Request, received: Received, local: Socket) -> bool:
+        """While draining: answer a request that would start something new with a
+        stateless 503 (True); False for what belongs to something under way."""
+        if msg.method in ("ACK", "CANCEL"):
+            return False
+        to = msg.to
+        if to is not None and to.tag is not None:
+            return False  # in-dialog: a BYE must still end its call
+        if self.tm.layer.match_request(msg) is not None:
+            return False  # a retransmission: the script's t_relay absorbs it
+        self.stats["refused_draining"] += 1
+        ctx = RequestContext(self.process, msg, received)
+        self._sl_reply(ctx, 503, "Service Unavailable", local)
+        return True
 
     def _bad_message(
         self, data: bytes, exc: SipParseError, received: Received, local: Socket

@@ -14,7 +14,8 @@ its cfg): ``--listen [proto:]host[:port][/advhost[:advport]]`` (repeatable; Kama
 or a name, default the cfg's ``debug``, else 0 = warnings), ``--allow-dst
 CIDR[,CIDR...]`` (repeatable: the engine refuses any send outside these networks; no
 restriction when absent, with a warning), ``--rcvbuf``/``--sndbuf`` (socket buffers,
-4 MiB) and ``--stop-timeout`` (seconds a worker gets to stop on SIGTERM, 5).
+4 MiB) and ``--stop-timeout`` (seconds a worker gets to drain and stop on SIGTERM,
+5).
 
 **Sockets.** Each cfg ``listen=`` entry (``proto:host:port`` with an optional
 ``advertise host:port``) is a socket; an entry without a protocol is UDP and TCP, as
@@ -62,8 +63,15 @@ A worker that dies is reaped, its exit status logged, the locks it held released
 doubling for each death within 10 s of the previous start, at most 10 s. A worker
 that fails before the proxy was ever ready (an address in use, a cfg the engine
 rejects) stops the start: every worker is stopped and :func:`main` returns 1.
-SIGTERM or SIGINT to the supervisor stops the workers (SIGTERM, then SIGKILL after
-``--stop-timeout``) and :func:`main` returns 0. A worker ignores SIGINT (a Ctrl-C
+SIGTERM or SIGINT to the supervisor stops the workers: each gets SIGTERM and drains
+(:meth:`~kcc_runtime.transport.Transport.drain`): new requests get ``503 Service
+Unavailable``, what is under way goes on (replies, retransmissions, CANCEL, ACK,
+in-dialog requests) until no transaction is pending, for at most 80 % of
+``--stop-timeout``; then the requests still unanswered get a local 503, their
+branches are canceled and the worker exits. A worker still alive at
+``--stop-timeout`` gets SIGKILL. Then :func:`main` returns 0. (Kamailio has no
+drain: its SIGTERM ends every process at once. Raise ``--stop-timeout`` above
+``fr_inv_timer`` to let every call being set up finish.) A worker ignores SIGINT (a Ctrl-C
 reaches the whole process group; the supervisor handles it) and stops by itself when
 its supervisor is gone.
 
@@ -133,6 +141,9 @@ _EXIT_BIND: Final = 3
 _BACKOFF_FIRST: Final = 0.1
 _BACKOFF_MAX: Final = 10.0
 _QUICK_DEATH: Final = 10.0
+#: the part of ``--stop-timeout`` a worker drains before answering what is left (the
+#: rest leaves it time to send those answers before the supervisor's SIGKILL)
+_DRAIN_SHARE: Final = 0.8
 
 #: middle-generation collections between two full ones in a worker (CPython: 10)
 _GC_FULL_THRESHOLD: Final = 1000
@@ -315,7 +326,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--rcvbuf", type=_positive_int, default=4 * 1024 * 1024)
     parser.add_argument("--sndbuf", type=_positive_int, default=4 * 1024 * 1024)
-    parser.add_argument("--stop-timeout", type=float, default=5.0)
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on SIGTERM a worker drains what is under way, then is killed after this",
+    )
     parser.add_argument(
         "--runtime-dir",
         default="/run/kamailio",
@@ -472,6 +489,7 @@ def _worker(
             sndbuf=opts.sndbuf,
             tcp_lifetime=opts.tcp_lifetime,
             tcp_max_connections=-(-opts.tcp_max_connections // opts.children),
+            drain_timeout=opts.stop_timeout * _DRAIN_SHARE,
         )
         replies = _bind_reply_sockets(opts, transport_options, socket_factory)
         for reply, _ in replies:

@@ -70,6 +70,13 @@ tm's README and code:
   script ends (0); an ACK for a negative reply is absorbed (0); a CANCEL: 1 when
   its INVITE transaction exists; else -1. An ACK for a 2xx matches nothing and
   ``t_relay`` forwards it statelessly.
+
+A worker that stops (SIGTERM, serve.py) drains: :meth:`Tm.pending` tells which
+transactions still owe something (a request with no final reply yet, an INVITE's
+negative final reply not yet acknowledged, which timer G retransmits), and at the
+drain's deadline :meth:`Tm.abort` answers each request still unanswered locally and
+cancels its branches, as a CANCEL from the caller would. Kamailio has no drain (its
+SIGTERM ends every process at once); this is kcc's own.
 """
 
 from __future__ import annotations
@@ -141,6 +148,8 @@ TERMINATED_REASON: Final = "Request Terminated"
 #: (6/TM)``.
 TmError: TypeAlias = tuple[int, str, int]
 _SORRY: Final = "I'm terribly sorry, server error occurred"
+#: server transaction states in which the request has no final reply yet
+_UNANSWERED: Final = frozenset({State.TRYING, State.PROCEEDING})
 E_UNSPEC: Final[TmError] = (500, _SORRY, 1)
 E_CFG: Final[TmError] = (500, _SORRY, 6)
 E_NO_SOCKET: Final[TmError] = (500, _SORRY, 7)
@@ -692,6 +701,36 @@ class Tm:
                 br.cancel_pending = True
         self.flush()
         return 1
+
+    def pending(self) -> list[Cell]:
+        """The cells that still owe the caller something: a request with no final
+        reply yet, or an INVITE whose negative final reply has not been acknowledged
+        (timer G retransmits it until the ACK comes)."""
+        cells: list[Cell] = []
+        for tx in self.layer.server_transactions:
+            state = tx.state
+            if state in _UNANSWERED or (state is State.COMPLETED and tx.kind.is_invite):
+                cell = tx.context
+                if isinstance(cell, Cell):
+                    cells.append(cell)
+        return cells
+
+    def abort(self, cell: Cell, code: int, reason: str) -> bool:
+        """Answer ``cell``'s request locally with ``code`` if it has no final reply
+        yet, and cancel its branches still waiting (a CANCEL on each branch that
+        received a provisional reply, the others marked as a caller's CANCEL marks
+        them); False when the request was already answered."""
+        if cell.final_sent or cell.server.state not in _UNANSWERED:
+            return False
+        cell.canceled = True
+        for br in cell.branches:
+            if br.final:
+                continue
+            if br.tx.responded:
+                self._send_cancel(br)
+            else:
+                br.cancel_pending = True
+        return self._send_upstream(cell, self._local_reply(cell, code, reason), code)
 
     def _send_cancel(self, br: TmBranch) -> None:
         if br.cancel_sent:

@@ -79,6 +79,14 @@ stops). The transaction timers need more precision (INVITE retransmissions every
 ``next_timer()`` and wakes up exactly then (one ``call_later`` handle, moved only
 earlier).
 
+**Stopping.** A stop signal (SIGTERM) stops the loop at once, or, with
+``drain_timeout`` (serve.py sets it), drains: the TCP listening sockets stop
+accepting, the engine refuses new requests with a 503 and the loop serves what is
+under way (replies, retransmissions, CANCEL, ACK, in-dialog requests, on UDP and on
+open connections) until the engine has no transaction pending, at most
+``drain_timeout`` seconds; then the engine answers what is left and the loop stops. A
+second stop signal stops at once.
+
 Nothing the network sends can raise out of a callback: errors are counted in
 :attr:`Transport.stats` and logged; an exception from the engine (a bug: it never
 raises) is logged and the loop goes on.
@@ -128,6 +136,8 @@ _SO_SNDBUFFORCE: int = getattr(socket, "SO_SNDBUFFORCE", 32)
 
 #: the largest UDP payload
 _MAX_DATAGRAM = 65535
+#: how often a drain looks whether the engine still has something pending (s)
+_DRAIN_POLL = 0.05
 
 
 class SocketLike(Protocol):
@@ -195,6 +205,9 @@ class TransportOptions:
     #: a connection accepted beyond it is closed at once (Kamailio's
     #: ``tcp_max_connections``, shared by the workers: serve.py gives each its part)
     tcp_max_connections: int = 2048
+    #: seconds a stop signal leaves the engine to finish what is under way
+    #: (:meth:`Transport.drain`); 0 stops at once
+    drain_timeout: float = 0.0
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -474,6 +487,8 @@ class Transport(Generic[S]):
         self._due_handle: asyncio.TimerHandle | None = None
         self._due: float | None = None
         self._watchdog: Callable[[], bool] | None = None
+        #: when a drain started by a stop signal must end (None: not draining)
+        self._drain_deadline: float | None = None
         self._bound = False
         #: the engine serves HTTP on the SIP TCP sockets (xhttp), and takes an HTTP
         #: request without Content-Length (``tcp_accept_no_cl``)
@@ -545,14 +560,16 @@ class Transport(Generic[S]):
         stop_signals: Sequence[signal.Signals] = (signal.SIGTERM,),
     ) -> None:
         """Bind (if not done), call ``engine.start()``, then serve until one of
-        ``stop_signals`` arrives (or :meth:`stop`); ``on_ready`` runs once serving."""
+        ``stop_signals`` arrives (or :meth:`stop`); ``on_ready`` runs once serving.
+        With ``drain_timeout`` set, the first stop signal drains (:meth:`drain`) and
+        a second one stops at once."""
         self.bind()
         loop = new_event_loop()
         self.loop = loop
         self._watchdog = watchdog
         try:
             for sig in stop_signals:
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, self._on_stop_signal)
             loop.run_until_complete(self._start())
             if on_ready is not None:
                 on_ready()
@@ -565,6 +582,55 @@ class Transport(Generic[S]):
         loop = self.loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(loop.stop)
+
+    def _on_stop_signal(self) -> None:
+        if self._drain_deadline is None and self.options.drain_timeout > 0:
+            self.drain(self.options.drain_timeout)
+        else:
+            self.stop()
+
+    def drain(self, timeout: float) -> None:
+        """Stop gracefully: accept no new TCP connection, tell the engine to refuse
+        new requests (``begin_drain``), go on serving what is under way until the
+        engine has nothing pending, then stop; at ``timeout`` seconds the engine
+        answers what is left (``abort_pending``) and the loop stops. An engine
+        without these methods stops at once. Call from the loop's thread."""
+        loop = self.loop
+        begin = getattr(self.engine, "begin_drain", None)
+        if loop is None or begin is None or self._drain_deadline is not None:
+            self.stop()
+            return
+        self._drain_deadline = time.monotonic() + timeout
+        for server in self._servers:
+            server.close()
+        begin()
+        self._drain_check()
+
+    def _drain_check(self) -> None:
+        loop = self.loop
+        deadline = self._drain_deadline
+        if loop is None or deadline is None:
+            return
+        pending: int = getattr(self.engine, "pending", lambda: 0)()
+        if pending == 0:
+            log.info("drained: nothing pending, stopping")
+            loop.stop()
+            return
+        if time.monotonic() < deadline:
+            loop.call_later(_DRAIN_POLL, self._drain_check)
+            return
+        log.warning("drain timeout: answering %d pending transactions and stopping", pending)
+        abort = getattr(self.engine, "abort_pending", None)
+        if abort is not None:
+            try:
+                outs = abort()
+            except Exception:
+                self.stats["engine_errors"] += 1
+                log.exception("engine failed to answer its pending transactions")
+                outs = ()
+            if outs:
+                self._send(outs)
+        loop.call_later(_DRAIN_POLL, loop.stop)  # TCP writes leave before the close
 
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()

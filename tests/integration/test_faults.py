@@ -127,14 +127,41 @@ def test_flood_overflows_the_socket_buffer_and_the_proxy_recovers(lab: faults.La
 # -- 5. SIGTERM during load --------------------------------------------------------------
 
 
+def test_sigterm_lets_ringing_calls_finish_and_refuses_new_ones(lab: faults.Lab) -> None:
+    """Eight calls are ringing (spread over two workers) when the supervisor gets
+    SIGTERM; their backends answer 200 a second later, well inside the drain: every
+    caller gets its 200, a call started after the signal gets 503, nothing is
+    canceled, and the workers exit by themselves (no SIGKILL), exit code 0."""
+    drained = faults.sigterm_drain(lab, calls=8, answer_after=1.0, stop_timeout=8.0)
+    assert drained.finals == (200,) * 8, drained
+    assert drained.new_call == 503, drained
+    assert drained.cancels == 0, drained
+    assert drained.returncode == 0, drained.log_tail
+    assert drained.sigkilled == 0, drained.log_tail
+    assert not drained.traceback, drained.log_tail
+
+
+def test_sigterm_answers_what_the_drain_deadline_leaves(lab: faults.Lab) -> None:
+    """The same with backends that never answer and ``--stop-timeout 2``: at the
+    drain's deadline (1.6 s) every caller gets a 503 and every backend branch a
+    CANCEL; the workers exit before the supervisor's SIGKILL."""
+    drained = faults.sigterm_drain(lab, calls=8, answer_after=None, stop_timeout=2.0)
+    assert drained.finals == (503,) * 8, drained
+    assert drained.new_call == 503, drained
+    assert drained.cancels == 8, drained
+    assert drained.returncode == 0, drained.log_tail
+    assert drained.sigkilled == 0, drained.log_tail
+    assert not drained.traceback, drained.log_tail
+
+
 def test_sigterm_under_load_stops_cleanly(lab: faults.Lab) -> None:
     """SIGTERM to the supervisor in the middle of a SIPp run: it exits 0 well within
-    ``--stop-timeout`` plus a margin, no worker is left, no traceback is logged.
-    serve.py promises no more: its workers keep SIGTERM's default action, so their
-    in-flight transactions are dropped, not finished (reported in issue 9's note)."""
+    ``--stop-timeout`` plus a margin, without killing a worker, no worker is left, no
+    traceback is logged."""
     term = faults.sigterm_under_load(lab, calls=60, rate=30, stop_timeout=3.0)
     assert term.returncode == 0, term.log_tail
     assert term.exit_seconds is not None and term.exit_seconds < 3.0 + 10, term
     assert term.workers_left == (), term
+    assert term.sigkilled == 0, term.log_tail
     assert not term.traceback, term.log_tail
     assert term.calls.successful > 0, term  # the proxy was serving when stopped

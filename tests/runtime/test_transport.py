@@ -440,3 +440,111 @@ def test_transaction_timers_fire_when_due_not_at_the_housekeeping_tick() -> None
         assert engine.timer_event.wait(TIMEOUT)
         assert engine.timer_calls == 1
         assert engine.due is None
+
+
+@dataclass
+class Draining(Echo):
+    """An engine with transactions: ``hold`` opens one, ``done`` closes one; while
+    draining, anything else is answered ``refused:`` (the engine's 503), and
+    ``abort_pending`` answers ``aborted`` to whoever holds one."""
+
+    draining: bool = False
+    holders: list[tuple[tuple[str, int], Sock]] = field(default_factory=list)
+    aborted: int = 0
+    drain_begun: threading.Event = field(default_factory=threading.Event)
+
+    def receive(self, data: bytes, src: tuple[str, int], local: Sock) -> list[Out]:
+        if data == b"hold":
+            self.holders.append((src, local))
+            return [Out(b"held", local.proto, src, local)]
+        if data == b"done":
+            self.holders.pop()
+            return [Out(b"finished", local.proto, src, local)]
+        if self.draining:
+            return [Out(b"refused:" + data, local.proto, src, local)]
+        return super().receive(data, src, local)
+
+    def begin_drain(self) -> None:
+        self.draining = True
+        self.drain_begun.set()
+
+    def pending(self) -> int:
+        return len(self.holders)
+
+    def abort_pending(self) -> list[Out]:
+        self.aborted += 1
+        out = [Out(b"aborted", local.proto, src, local) for src, local in self.holders]
+        self.holders.clear()
+        return out
+
+
+def test_drain_serves_what_is_under_way_then_stops() -> None:
+    engine = Draining()
+    udp = Sock("udp", "127.0.0.1", free_port())
+    tcp = Sock("tcp", "127.0.0.1", free_port(socket.SOCK_STREAM))
+    running = Running(engine, [udp, tcp], TransportOptions(drain_timeout=30.0))
+    with udp_client() as client, running as transport:
+        client.sendto(b"hold", (udp.ip, udp.port))
+        assert client.recv(100) == b"held"
+        assert transport.loop is not None
+        transport.loop.call_soon_threadsafe(transport.drain, 30.0)
+        assert engine.drain_begun.wait(TIMEOUT)
+        client.sendto(b"INVITE", (udp.ip, udp.port))
+        assert client.recv(100) == b"refused:INVITE"  # served, and refused by the engine
+        # no new TCP connection is accepted once draining
+        with (
+            pytest.raises(ConnectionRefusedError),
+            socket.create_connection((tcp.ip, tcp.port), timeout=TIMEOUT),
+        ):
+            pass
+        assert running.thread.is_alive()  # one transaction pending: still serving
+        client.sendto(b"done", (udp.ip, udp.port))
+        assert client.recv(100) == b"finished"
+        running.thread.join(TIMEOUT)
+        assert not running.thread.is_alive()  # nothing pending: stopped by itself
+    assert engine.aborted == 0
+
+
+def test_drain_deadline_answers_what_is_left() -> None:
+    engine = Draining()
+    udp = Sock("udp", "127.0.0.1", free_port())
+    running = Running(engine, [udp], TransportOptions(drain_timeout=0.3))
+    with udp_client() as client, running as transport:
+        client.sendto(b"hold", (udp.ip, udp.port))
+        assert client.recv(100) == b"held"
+        assert transport.loop is not None
+        begun = time.monotonic()
+        transport.loop.call_soon_threadsafe(transport.drain, 0.3)
+        assert client.recv(100) == b"aborted"
+        assert time.monotonic() - begun >= 0.3
+        running.thread.join(TIMEOUT)
+        assert not running.thread.is_alive()
+    assert engine.aborted == 1
+
+
+def test_a_second_drain_request_stops_at_once() -> None:
+    engine = Draining()
+    udp = Sock("udp", "127.0.0.1", free_port())
+    running = Running(engine, [udp], TransportOptions(drain_timeout=30.0))
+    with udp_client() as client, running as transport:
+        client.sendto(b"hold", (udp.ip, udp.port))
+        assert client.recv(100) == b"held"
+        assert transport.loop is not None
+        transport.loop.call_soon_threadsafe(transport.drain, 30.0)
+        assert engine.drain_begun.wait(TIMEOUT)
+        client.sendto(b"INVITE", (udp.ip, udp.port))
+        assert client.recv(100) == b"refused:INVITE"
+        transport.loop.call_soon_threadsafe(transport.drain, 30.0)
+        running.thread.join(TIMEOUT)
+        assert not running.thread.is_alive()
+    assert engine.aborted == 0  # stopped without waiting, nothing answered
+
+
+def test_an_engine_that_cannot_drain_stops_at_once(engine: Echo) -> None:
+    udp = Sock("udp", "127.0.0.1", free_port())
+    running = Running(engine, [udp], TransportOptions(drain_timeout=30.0))
+    with running as transport:
+        assert transport.loop is not None
+        transport.loop.call_soon_threadsafe(transport.drain, 30.0)
+        running.thread.join(TIMEOUT)
+        assert not running.thread.is_alive()
