@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from lark import Lark
+from lark import Lark, Tree
 from lark import Token as LarkToken
 from lark.common import LexerConf
 from lark.exceptions import UnexpectedInput, UnexpectedToken
@@ -52,6 +52,14 @@ from kcc.source import SourceFile, Span
 __all__ = ["ParseResult", "describe_expected", "parse", "parse_text", "parse_tokens"]
 
 _LARK: Lark | None = None
+
+#: nesting kcc accepts in one top-level item: levels of the syntax tree (an ``if`` in a
+#: block is two, an operand of ``+`` or a parenthesised expression one). Deeper trees
+#: would exhaust Python's recursion limit in the passes and the code generator, so they
+#: are reported (E0210) instead; lark's parse tree has its own, looser bound because it
+#: spells some forms with more levels (parentheses, which leave no node in the AST)
+MAX_NESTING = 128
+MAX_PARSE_TREE_DEPTH = 2 * MAX_NESTING
 
 
 class _Cursor:
@@ -169,11 +177,85 @@ def parse(tokens: Sequence[Token], sink: DiagnosticSink, eof_span: Span) -> Pars
     items: list[ast.TopItem] = []
     for start, end in _top_level_items(kinds):
         tree = _parse_item(tokens, kinds, start, end, sink=sink, eof_span=eof_span, result=result)
-        if tree is not None:
-            items.extend(builder.transform(tree).items)
+        if tree is None:
+            continue
+        deepest = _tree_too_deep(tree)
+        if deepest is not None:
+            _too_deep(tokens[deepest].span, tokens, kinds, start, end, sink=sink, result=result)
+            continue
+        built = builder.transform(tree).items
+        too_deep = _ast_too_deep(built)
+        if too_deep is not None:
+            _too_deep(too_deep, tokens, kinds, start, end, sink=sink, result=result)
+            continue
+        items.extend(built)
     span = tokens[0].span.to(tokens[-1].span) if tokens else eof_span
     result.config = ast.Config(tuple(items), span)
     return result
+
+
+def _tree_too_deep(tree: Tree[LarkToken]) -> int | None:
+    """The token index where lark's tree is deeper than :data:`MAX_PARSE_TREE_DEPTH`,
+    or None (iterative: the tree may be deeper than Python's recursion limit)."""
+    stack: list[tuple[Tree[LarkToken] | LarkToken, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if depth > MAX_PARSE_TREE_DEPTH:
+            first = node.meta.start_pos if not node.meta.empty else None
+            return first if isinstance(first, int) else 0
+        stack.extend((child, depth + 1) for child in node.children)
+    return None
+
+
+def _ast_too_deep(items: Sequence[ast.TopItem]) -> Span | None:
+    """Where an AST node sits deeper than :data:`MAX_NESTING` levels, or None."""
+    stack: list[tuple[object, int]] = [(item, 1) for item in items]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, tuple | list):
+            stack.extend((child, depth) for child in node)
+            continue
+        if isinstance(node, Span) or not is_dataclass(node) or isinstance(node, type):
+            continue
+        if depth > MAX_NESTING:
+            span = getattr(node, "span", None)
+            if isinstance(span, Span):
+                return span
+        stack.extend((getattr(node, f.name), depth + 1) for f in fields(node))
+    return None
+
+
+def _too_deep(
+    where: Span,
+    tokens: Sequence[Token],
+    kinds: Sequence[str],
+    start: int,
+    end: int,
+    *,
+    sink: DiagnosticSink,
+    result: ParseResult,
+) -> None:
+    """E0210 for an item nested past the limits; the item is dropped like one that
+    cannot be parsed."""
+    sink.emit(
+        Diagnostic.error(
+            "E0210",
+            "blocks or expressions nested too deeply",
+            where,
+            f"nested past kcc's limit of {MAX_NESTING} levels here",
+            notes=(
+                "a block in a block counts two levels, an operand or a parenthesised "
+                "expression one; kcc limits nesting so that compiling cannot exhaust its stack",
+            ),
+            help="split the nested part into a `route[...]` of its own, or into variables",
+        )
+    )
+    result.partial = True
+    if kinds[start] in _ROUTE_KEYWORDS:
+        named = kinds[start + 1 : start + 2] == ["LSQB"] and start + 2 < end
+        result.lost_routes.add((tokens[start].text, tokens[start + 2].text if named else None))
 
 
 def parse_tokens(tokens: Sequence[Token], sink: DiagnosticSink, eof_span: Span) -> ast.Config:

@@ -169,6 +169,37 @@ class BuildError(Exception):
         self.diagnostics = list(diagnostics)
 
 
+#: CPython's static limits on one function: ``for``/``while``/``try``/``except`` blocks
+#: nested in one another (CO_MAXBLOCKS; an ``except`` body counts twice) and levels of
+#: indentation (the tokenizer's MAXINDENT, the function's own body included)
+PYTHON_MAX_BLOCKS = 20
+PYTHON_MAX_INDENT = 99
+
+_STATIC_BLOCKS = (cst.While, cst.For, cst.Try, cst.ExceptHandler, cst.With, cst.Finally)
+
+
+def python_nesting_error(
+    function: cst.FunctionDef, spans: Mapping[int, Span]
+) -> tuple[str, Span | None] | None:
+    """What of CPython's nesting limits ``function`` exceeds, and the span of the
+    outermost block past it (``spans``: id of an indented block -> its cfg span), or
+    None when ``compile()`` accepts its nesting. Iterative: the tree may be deep."""
+    stack: list[tuple[cst.CSTNode, int, int, Span | None]] = [(function, 0, 0, None)]
+    while stack:
+        node, indent, blocks, span = stack.pop()
+        if isinstance(node, cst.IndentedBlock):
+            indent += 1
+            span = spans.get(id(node), span)
+        if isinstance(node, _STATIC_BLOCKS):
+            blocks += 1
+        if indent > PYTHON_MAX_INDENT:
+            return f"more than {PYTHON_MAX_INDENT} levels of indentation", span
+        if blocks > PYTHON_MAX_BLOCKS:
+            return f"more than {PYTHON_MAX_BLOCKS} nested loops and `try` blocks", span
+        stack.extend((child, indent, blocks, span) for child in node.children)
+    return None
+
+
 class _Refusal(Exception):  # noqa: N818 -- internal signal, turned into E0902
     def __init__(self, span: Span, what: str) -> None:
         super().__init__(what)
@@ -643,6 +674,17 @@ def param_classes(impl: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _too_deep_for_python(what: str, span: Span | None, route: Span) -> Diagnostic:
+    return Diagnostic.error(
+        "E0906",
+        "blocks nested too deeply for Python",
+        span if span is not None else route,
+        f"the generated Python would have {what} here",
+        notes=("CPython refuses to compile a function nested this deeply",),
+        help="move the inner blocks into a `route[...]` of their own and call it",
+    )
+
+
 # -- the generator ---------------------------------------------------------------------------
 
 
@@ -681,6 +723,8 @@ class CodeGenerator:
         self._scope: _Scope | None = None
         self._marker_span: Span | None = None
         self._refusals: list[_Refusal] = []
+        #: id of each generated indented block -> the cfg span it comes from
+        self._block_spans: dict[int, Span] = {}
         self._flag_names: dict[tuple[str, int, int], tuple[str | None, int]] = {}
         table = sema.flag_table if sema.flag_table is not None else build_flag_table(sema)
         for entry in table.entries.values():
@@ -709,6 +753,10 @@ class CodeGenerator:
                 except _Refusal as refusal:
                     self._refusals.append(refusal)
                     continue
+                too_deep = python_nesting_error(function, self._block_spans)
+                self._block_spans.clear()
+                if too_deep is not None:
+                    raise BuildError([_too_deep_for_python(*too_deep, route.span)])
                 functions.append(function)
                 if on_function is not None and not self._refusals:
                     on_function(function)
@@ -1095,7 +1143,9 @@ class CodeGenerator:
 
     def _block(self, stmts: Sequence[cst.BaseStatement], span: Span) -> cst.IndentedBlock:
         body = list(stmts) or [self._simple(cst.Pass(), span)]
-        return cst.IndentedBlock(body=body, header=self._marker(span))
+        block = cst.IndentedBlock(body=body, header=self._marker(span))
+        self._block_spans[id(block)] = span
+        return block
 
     @property
     def scope(self) -> _Scope:

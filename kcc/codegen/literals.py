@@ -113,6 +113,10 @@ def _chunks(value: str, size: int) -> list[str]:
     return pieces
 
 
+#: most pieces one literal is cut into (each one level of LibCST nesting)
+MAX_PIECES = 64
+
+
 @functools.lru_cache(maxsize=4096)
 def string_literal(
     value: str, *, chunk: int | None = CHUNK
@@ -123,7 +127,9 @@ def string_literal(
     ``chunk=None`` always gives one ``SimpleString``. Cached: LibCST nodes are
     immutable, so one node may appear at several places of a tree.
     """
-    if chunk is None or len(value) <= chunk:
+    if chunk is None or len(value) <= chunk or len(value) > chunk * MAX_PIECES:
+        # past MAX_PIECES pieces, LibCST's nested ConcatenatedString would exhaust the
+        # recursion limit when printed: one (long) literal then
         return cst.SimpleString(python_string_source(value))
     pieces = [cst.SimpleString(python_string_source(piece)) for piece in _chunks(value, chunk)]
     result: cst.SimpleString | cst.ConcatenatedString = pieces[-1]
