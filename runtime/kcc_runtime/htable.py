@@ -23,7 +23,10 @@ Kamailio 5.6.3 behaviour followed (measured on loopback with ``xlog`` from
   There is no database and no DMQ here: ``dbtable``/``dbmode``/``cols``/
   ``dmqreplicate`` are accepted and ignored with a warning;
 - ``size`` is the number of bits of the slot count (2^size buckets, not a cap on the
-  items); kept for :meth:`HashTables.dump` only, since a dict has no buckets;
+  items in Kamailio); here a table holds at most :func:`capacity_for` ``= max(1024,
+  2 * 2^size)`` items, in one process as in shared memory, so that keys written from
+  message content (``$sht(seen=>$si)``) cannot grow it without limit: a new key in a
+  full table is refused with an error line and nothing is written;
 - a missing key reads ``$null``, or the int ``initval`` when the table has one;
   ``$sht(t=>k) = $null`` deletes; ints and strings are kept as they are (a string
   ``"12"`` stays a string: ``$sht(a=>k) + 1`` is ``"121"``);
@@ -64,6 +67,7 @@ from kcc_runtime.values import EvalError, Value, compile_posix_ere, wrap32
 
 __all__ = [
     "MAX_ITERATORS",
+    "MIN_CAPACITY",
     "Clock",
     "DictTable",
     "ExpiredRecord",
@@ -75,6 +79,7 @@ __all__ = [
     "Table",
     "TableFactory",
     "TableSpec",
+    "capacity_for",
     "compile_matcher",
     "count_matcher",
     "parse_definition",
@@ -472,20 +477,44 @@ class Table(ABC):
         return len(doomed)
 
 
-class DictTable(Table):
-    """A table of one process: a dict (insertion order), no bound on the items."""
+#: the fewest items a table holds, whatever its ``size``
+MIN_CAPACITY: Final = 1024
 
-    __slots__ = ("items",)
+
+def capacity_for(spec: TableSpec) -> int:
+    """How many items the table for ``spec`` holds: ``max(1024, 2 * 2^size)``
+    (``2^size`` is Kamailio's bucket count, 8..16384). The shared tables and the
+    dict tables of one process have the same bound, so that a flood of new keys
+    (``$sht(seen=>$si) = 1`` from rotating addresses) is refused the same way."""
+    return max(MIN_CAPACITY, 2 * spec.slots)
+
+
+class DictTable(Table):
+    """A table of one process: a dict (insertion order), at most
+    :func:`capacity_for` items (a new key in a full table is refused, logged as a
+    shared table logs it)."""
+
+    __slots__ = ("capacity", "items")
 
     def __init__(self, spec: TableSpec, clock: Clock, expired: list[ExpiredRecord]) -> None:
         super().__init__(spec, clock, expired)
         self.items: dict[str, Item] = {}
+        self.capacity = capacity_for(spec)
 
     def _lookup(self, key: str) -> Item | None:
         return self.items.get(key)
 
     def _store(self, key: str, item: Item) -> bool:
-        self.items[key] = item
+        items = self.items
+        if len(items) >= self.capacity and key not in items:
+            log.error(
+                "cannot set $sht(%s=>%s): the table is full (%d items, kcc's bound)",
+                self.spec.name,
+                key,
+                self.capacity,
+            )
+            return False
+        items[key] = item
         return True
 
     def _remove(self, key: str) -> None:

@@ -32,6 +32,7 @@ would look it up in DNS): only a textual IP can be equal.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeAlias
@@ -66,6 +67,7 @@ __all__ = [
     "method_eq",
     "msg_len",
     "network",
+    "parse_ip",
     "parse_socket",
     "proto",
     "register_check_self",
@@ -238,15 +240,47 @@ def str_ieq(left: Value, right: str) -> int:
     return 1 if left is not None and to_str(left).lower() == right.lower() else 0
 
 
+#: a dotted IPv4 address whose octets may have leading zeros (``127.000.000.001``)
+_DOTTED: Final = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)", re.ASCII)
+
+
 def _address(text: str | None) -> Address | None:
+    """``text`` as an address, as Kamailio's ``str2ip``/``str2ip6`` read it (measured
+    on 5.6.3 with ``src_ip == "..."``): an IPv6 address in any textual form, also in
+    brackets (``[::1]``); an IPv4 address in dotted decimal, leading zeros allowed
+    (``127.000.000.001`` and ``0127.0.0.1`` are 127.0.0.1), never in brackets
+    (``[127.0.0.1]`` is not an address). An octet above 255 makes the text no address
+    (Kamailio 5.6 wraps it modulo 256, so that ``127.0.0.257`` equals 127.0.0.1: not
+    followed). None for anything else."""
     if not text:
         return None
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
+    if text[0] == "[":
+        if text[-1] != "]":
+            return None
+        try:
+            return ipaddress.IPv6Address(text[1:-1])
+        except ValueError:
+            return None
     try:
         return ipaddress.ip_address(text)
     except ValueError:
+        pass
+    dotted = _DOTTED.fullmatch(text)
+    if dotted is None:
         return None
+    digits = [part.lstrip("0") for part in dotted.groups()]
+    if any(len(part) > 3 for part in digits):
+        return None  # above 255 (and no int() of a text of thousands of digits)
+    octets = [int(part or "0") for part in digits]
+    if any(octet > 255 for octet in octets):
+        return None
+    return ipaddress.IPv4Address(bytes(octets))
+
+
+def parse_ip(text: str | None) -> Address | None:
+    """An address as Kamailio's ``str2ipx`` reads it (see :func:`_address`); None
+    when ``text`` is not one. Never raises."""
+    return _address(text)
 
 
 def network(addr: str, prefix: int) -> Network:

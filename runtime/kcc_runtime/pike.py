@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from kcc_runtime import logs
+from kcc_runtime.kw import parse_ip
 
 if TYPE_CHECKING:
     from kcc_runtime.router import Config
@@ -121,11 +122,9 @@ class PikeEntry:
 
 def ip_bytes(text: str) -> bytes | None:
     """The address bytes pike keys on (4 for IPv4, 16 for IPv6); None when ``text``
-    is not an address."""
-    try:
-        return ipaddress.ip_address(text.strip("[]")).packed
-    except ValueError:
-        return None
+    is not an address (read as ``src_ip == "..."`` reads it: :func:`kw.parse_ip`)."""
+    address = parse_ip(text)
+    return None if address is None else address.packed
 
 
 class PikeTree:

@@ -10,9 +10,29 @@ behind the same methods; route code and the modules only ever use these methods.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kcc_runtime.values import Value
 
-__all__ = ["Counters", "SharedStore"]
+__all__ = ["Counters", "SharedStore", "register_dead_releaser", "release_dead_elsewhere"]
+
+#: what else keeps a process-shared lock (a module's tables in shared memory, made
+#: before the fork): ``fn(pid)`` releases what the dead worker ``pid`` held and says
+#: how many locks; :func:`release_dead_elsewhere` calls them all
+_DEAD_RELEASERS: list[Callable[[int], int]] = []
+
+
+def register_dead_releaser(fn: Callable[[int], int]) -> None:
+    """Have ``fn(pid)`` called for every worker the supervisor reaps (registering
+    the same function again changes nothing)."""
+    if fn not in _DEAD_RELEASERS:
+        _DEAD_RELEASERS.append(fn)
+
+
+def release_dead_elsewhere(pid: int) -> int:
+    """Every registered releaser for the dead worker ``pid``: how many locks they
+    released. :meth:`kcc_runtime.shm.SharedMemoryStore.release_dead` calls it."""
+    return sum(fn(pid) for fn in _DEAD_RELEASERS) if pid else 0
 
 
 class SharedStore:

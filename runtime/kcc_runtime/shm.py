@@ -34,9 +34,11 @@ shared memory allocated by the main process before it forks the workers.
   Here each lock (and the table mutex) records its owner's pid in the shared mapping,
   and the supervisor calls :meth:`SharedMemoryStore.release_dead` with the pid of
   every worker it reaps: the locks that worker held are released and the others go
-  on. Left as is: a worker killed between taking a semaphore and recording its pid
-  (two bytecodes) leaves that lock taken; a worker killed while writing a value under
-  the table mutex may leave that one slot torn (the mutex itself is released).
+  on; it also calls the releasers other modules registered
+  (:func:`kcc_runtime.shared.register_dead_releaser`: auth's nonce tables). Left as
+  is: a worker killed between taking a semaphore and recording its pid (two
+  bytecodes) leaves that lock taken; a worker killed while writing a value under the
+  table mutex may leave that one slot torn (the mutex itself is released).
 - **Requests being processed** (tmx's ``t_precheck_trans``): one entry per worker,
   ``workers`` entries, each the pid and a 16-byte fingerprint of the request that
   worker is running the request route for (zero when idle). Kamailio keeps the same
@@ -49,6 +51,7 @@ shared memory allocated by the main process before it forks the workers.
 from __future__ import annotations
 
 import hashlib
+import logging
 import mmap
 import multiprocessing
 import os
@@ -57,10 +60,12 @@ import zlib
 from collections.abc import Iterable
 from typing import Final
 
-from kcc_runtime.shared import Counters, SharedStore
+from kcc_runtime.shared import Counters, SharedStore, release_dead_elsewhere
 from kcc_runtime.values import Value
 
 __all__ = ["SharedCounters", "SharedMemoryStore", "SharedValueError"]
+
+log = logging.getLogger("kcc_runtime.shm")
 
 _FORK: Final = multiprocessing.get_context("fork")
 
@@ -343,6 +348,9 @@ class SharedMemoryStore(SharedStore):
                 at = self._pretran_at + entry * _PRETRAN.size
                 if _PRETRAN.unpack_from(self._mm, at)[0] == pid:
                     _PRETRAN.pack_into(self._mm, at, 0, _PRETRAN_IDLE)
+            others = release_dead_elsewhere(pid)
+            if others:
+                log.warning("released %d module lock(s) held by dead worker pid %d", others, pid)
         return released
 
     def reset_process_state(self, worker: int = 0) -> None:

@@ -62,6 +62,7 @@ from kcc_runtime.htable import (
     Item,
     Table,
     TableSpec,
+    capacity_for,
 )
 from kcc_runtime.pike import PikeTree
 
@@ -96,14 +97,6 @@ _INT: Final = 0
 _STR: Final = 1
 _I64_MIN: Final = -(2**63)
 _I64_MAX: Final = 2**63 - 1
-#: the fewest items a shared table holds, whatever its ``size``
-MIN_CAPACITY: Final = 1024
-
-
-def capacity_for(spec: TableSpec) -> int:
-    """How many items the shared table for ``spec`` holds: ``max(1024, 2 * 2^size)``
-    (``2^size`` is Kamailio's bucket count, 8..16384)."""
-    return max(MIN_CAPACITY, 2 * spec.slots)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,7 @@ import secrets
 import struct
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -80,6 +80,7 @@ from kcc_runtime.exports import (
     Route,
 )
 from kcc_runtime.pv import current_ruri, split_uri
+from kcc_runtime.shared import register_dead_releaser
 from kcc_runtime.sip import Request, SipParseError
 
 __all__ = [
@@ -154,6 +155,9 @@ NID_INC: Final = 257
 #: the shared tables' capacity: Kamailio's default array sizes (2^20)
 MAX_ARRAY_ORDER: Final = 20
 _NID_POOLS: Final = 64
+#: the mapping starts with the lock holder's pid (0: free), then the pool counters
+_OWNER: Final = struct.Struct("<i")
+_POOLS_AT: Final = 8
 _U32: Final = 0xFFFFFFFF
 
 
@@ -166,7 +170,8 @@ class NonceTables:
     """Nonce ids, nonce counts and one-time-nonce bits in one anonymous shared
     mapping, plus the secret and the start time: made before the workers fork.
 
-    Layout: 64 pool counters (uint32), then 2^20 nonce-count bytes, then 2^20
+    Layout: the lock holder's pid (int32, padded to 8 bytes: :meth:`release_dead`),
+    64 pool counters (uint32), then 2^20 nonce-count bytes, then 2^20
     one-time-nonce bits. A fresh mapping is all zeroes, which must mean "no nonce
     issued here" (Kamailio fills its arrays so that a nonce from before a restart is
     refused): a count byte stores ``255 - nc`` and a one-time bit is 1 while the
@@ -184,25 +189,51 @@ class NonceTables:
         #: the random secret (two halves: Kamailio draws two random secrets)
         self.random_secret = secret if secret is not None else secrets.token_hex(32).encode()
         self._size = 1 << MAX_ARRAY_ORDER
-        self._nc_at = 4 * _NID_POOLS
+        self._nc_at = _POOLS_AT + 4 * _NID_POOLS
         self._otn_at = self._nc_at + self._size
         self._mm = mmap.mmap(-1, self._otn_at + self._size // 8)
         self._lock = multiprocessing.get_context("fork").Lock()
         start = secrets.randbits(32) if nid_start is None else nid_start & _U32
         for pool in range(_NID_POOLS):
-            struct.pack_into("<I", self._mm, 4 * pool, start)
+            struct.pack_into("<I", self._mm, _POOLS_AT + 4 * pool, start)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The tables' lock, its holder's pid recorded in the mapping (for
+        :meth:`release_dead`)."""
+        self._lock.acquire()
+        _OWNER.pack_into(self._mm, 0, os.getpid())
+        try:
+            yield
+        finally:
+            _OWNER.pack_into(self._mm, 0, 0)
+            self._lock.release()
+
+    def owner(self) -> int:
+        """The pid holding the lock; 0 when free."""
+        return int(_OWNER.unpack_from(self._mm, 0)[0])
+
+    def release_dead(self, pid: int) -> int:
+        """Release the lock if the dead process ``pid`` held it (the supervisor, for
+        each worker it reaps): 1, else 0. A worker killed inside the lock has
+        written at most one byte of the tables: they stay consistent."""
+        if not pid or self.owner() != pid:
+            return 0
+        _OWNER.pack_into(self._mm, 0, 0)
+        self._lock.release()
+        return 1
 
     def now_int(self) -> int:
         return int(self.now())
 
     def nid_get(self, pool: int) -> int:
-        return int(struct.unpack_from("<I", self._mm, 4 * pool)[0])
+        return int(struct.unpack_from("<I", self._mm, _POOLS_AT + 4 * pool)[0])
 
     def nid_inc(self, pool: int) -> int:
         """The next nonce id of ``pool`` (Kamailio's atomic ``nid_inc``)."""
-        with self._lock:
+        with self._locked():
             value = (self.nid_get(pool) + NID_INC) & _U32
-            struct.pack_into("<I", self._mm, 4 * pool, value)
+            struct.pack_into("<I", self._mm, _POOLS_AT + 4 * pool, value)
         return value
 
     @staticmethod
@@ -215,7 +246,7 @@ class NonceTables:
 
     def nc_new(self, nid: int, pool: int, order: int, pool_k: int) -> None:
         """A new nonce: its stored count is 0."""
-        with self._lock:
+        with self._locked():
             self._mm[self._nc_at + self._index(nid, pool, order, pool_k)] = 255
 
     def nc_check(self, nid: int, pool: int, nc: int, order: int, pool_k: int) -> bool:
@@ -226,7 +257,7 @@ class NonceTables:
         if self._overflow(self.nid_get(pool), nid, 1 << (order - pool_k)):
             return False
         at = self._nc_at + self._index(nid, pool, order, pool_k)
-        with self._lock:
+        with self._locked():
             if 255 - self._mm[at] >= nc:
                 return False
             self._mm[at] = 255 - nc
@@ -236,7 +267,7 @@ class NonceTables:
         """A new one-time nonce: mark it unused."""
         index = self._index(nid, pool, order, pool_k)
         at = self._otn_at + index // 8
-        with self._lock:
+        with self._locked():
             self._mm[at] |= 1 << (index % 8)
 
     def otn_check(self, nid: int, pool: int, order: int, pool_k: int) -> bool:
@@ -249,7 +280,7 @@ class NonceTables:
         index = self._index(nid, pool, order, pool_k)
         at = self._otn_at + index // 8
         bit = 1 << (index % 8)
-        with self._lock:
+        with self._locked():
             if not self._mm[at] & bit:
                 return False
             self._mm[at] &= ~bit & 0xFF
@@ -258,6 +289,16 @@ class NonceTables:
 
 #: the process-wide tables, made at import (before the fork): see the module docstring
 _TABLES: list[NonceTables] = [NonceTables()]
+
+
+def release_dead(pid: int) -> int:
+    """Release the nonce tables' lock if the dead worker ``pid`` held it (called by
+    :meth:`kcc_runtime.shm.SharedMemoryStore.release_dead`, which the supervisor
+    calls for every worker it reaps)."""
+    return _TABLES[0].release_dead(pid)
+
+
+register_dead_releaser(release_dead)
 
 
 def tables() -> NonceTables:

@@ -66,6 +66,7 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.kw import parse_ip
 from kcc_runtime.location import store_for
 from kcc_runtime.pv import current_ruri, set_ruri
 from kcc_runtime.sdp import CONNECTION_RE, current_body, has_sdp_type, replace_body
@@ -130,9 +131,8 @@ def is_private(ip: str, mode: int = 1) -> bool:
     """Whether ``ip`` is an IPv4 address in nathelper's private ranges (mode 1 adds
     192.0.0.0/24). IPv6 and text that is not an address are never private (measured:
     ``is_rfc1918("fd00::1")`` is -1 on 5.6.3)."""
-    try:
-        addr = ipaddress.IPv4Address(ip.strip())
-    except ValueError:
+    addr = parse_ip(ip)
+    if not isinstance(addr, ipaddress.IPv4Address):
         return False
     nets = _PRIVATE + _RESERVED if mode else _PRIVATE
     return any(addr in net for net in nets)
@@ -149,10 +149,8 @@ def is_rfc1918(ctx: Context, ip: str) -> int:
 
 
 def _same_ip(a: str, b: str) -> bool:
-    try:
-        return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b.strip("[]"))
-    except ValueError:
-        return False
+    left = parse_ip(a)
+    return left is not None and left == parse_ip(b)
 
 
 def _hostport(ip: str, port: int) -> str:

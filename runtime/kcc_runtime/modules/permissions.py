@@ -48,6 +48,7 @@ from kcc_runtime.exports import (
     ModuleExports,
     Route,
 )
+from kcc_runtime.kw import parse_ip
 from kcc_runtime.pv import avp_key
 
 __all__ = [
@@ -86,9 +87,8 @@ class AddressTable:
 
     def add(self, group: int, ip: str, mask: int, port: int, tag: str | None) -> None:
         """One row; a bad mask for an IP is logged and skipped."""
-        try:
-            addr = ipaddress.ip_address(ip.strip("[]"))
-        except ValueError:
+        addr = parse_ip(ip)
+        if addr is None:
             self.domains.append(_Entry(group, None, ip.lower(), port, tag))
             return
         if not 0 <= mask <= addr.max_prefixlen:
@@ -100,10 +100,7 @@ class AddressTable:
 
     def match(self, addr: str, port: int, group: int | None) -> _Entry | None:
         """The first entry (of ``group``, or any) matching ``addr`` and ``port``."""
-        try:
-            ip = ipaddress.ip_address(addr.strip("[]"))
-        except ValueError:
-            ip = None
+        ip = parse_ip(addr)
         lists = (self.exact, self.subnets) if ip is not None else (self.domains,)
         for entries in lists:
             for entry in entries:
