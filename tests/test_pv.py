@@ -41,6 +41,10 @@ def shape(value: object) -> object:
         ("$rc", ("rc", None, None, ())),
         ("$null", ("null", None, None, ())),
         ("$var(x)", ("var", ("x",), None, ())),
+        # Kamailio reads these names as plain text: no pseudo-variable inside
+        ("$var($si)", ("var", ("$si",), None, ())),
+        ("$shv(seen_$si)", ("shv", ("seen_$si",), None, ())),
+        ("$(vz($ru){s.len})", ("vz", ("$ru",), None, (("s.len", ()),))),
         ("$avp(i:1)", ("avp", ("i:1",), None, ())),
         ("$avp(s:x)", ("avp", ("s:x",), None, ())),
         ("$xavp(a=>b)", ("xavp", ("a=>b",), None, ())),

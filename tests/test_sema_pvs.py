@@ -116,7 +116,7 @@ def test_transformation_of_unloaded_module(tmp_path: Path) -> None:
 
 
 def test_pvs_inside_transformation_params_and_inner_names(tmp_path: Path) -> None:
-    body = "\t$var(a) = $(ru{s.substr,$nosuch(x),1});\n\t$var(b) = $var($nope(y));\n"
+    body = "\t$var(a) = $(ru{s.substr,$nosuch(x),1});\n\t$var(b) = $hdr($nope(y));\n"
     assert check(tmp_path, body) == [
         ("E0601", 6, "unknown pseudo-variable `$nosuch`"),
         ("E0601", 7, "unknown pseudo-variable `$nope`"),

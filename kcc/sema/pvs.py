@@ -40,6 +40,7 @@ from kcc_runtime.exports import ArgKind, PvExport
 
 from kcc import ast
 from kcc.diagnostics import Diagnostic
+from kcc.pv import LITERAL_INNER
 from kcc.sema.context import SemaContext, route_key
 from kcc.source import Span
 
@@ -150,6 +151,7 @@ class _Checker:
                 )
             else:
                 self.shape(pv, export)
+                self.literal_name(pv)
                 if write and not export.writable:
                     self.emit_error(
                         "E0603",
@@ -291,6 +293,25 @@ class _Checker:
             value = getattr(node, f.name)
             for child in value if isinstance(value, tuple) else (value,):
                 self.walk(child, route)
+
+    def literal_name(self, pv: ast.PVar) -> None:
+        """W0607 for a ``$`` in a name Kamailio reads as plain text (``$var($si)``):
+        whoever wrote it most likely expected the pseudo-variable's value."""
+        text = pv.inner_text
+        if pv.name not in LITERAL_INNER or text is None or "$" not in text:
+            return
+        self.ctx.sink.emit(
+            Diagnostic.warning(
+                "W0607",
+                f"`${pv.name}(...)` takes its name literally",
+                pv.span,
+                f"the variable named `{text}`: no pseudo-variable is expanded in it",
+                notes=[
+                    f"Kamailio expands no pseudo-variable in the name of `${pv.name}`",
+                ],
+                help="to key values by a pseudo-variable, use `$sht(table=>...)` (htable)",
+            )
+        )
 
     def call(self, call: ast.Call, route: ast.Route) -> None:
         info = self.ctx.resolved.get(id(call))
