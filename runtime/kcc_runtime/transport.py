@@ -827,6 +827,9 @@ class Transport(Generic[S]):
             self.stats["send_errors"] += 1
             log.error("no TCP socket to connect to %s:%s from", dst[0], dst[1])
             return None
+        if not self._room_for_connection():
+            self.stats["send_errors"] += 1
+            return None  # a cfg relaying where callers say must not open them without end
         conn: _TcpConn[S] = _TcpConn(self, local, dst)
         self._conns[dst] = conn
         loop.create_task(self._open(conn, dst))
@@ -863,9 +866,11 @@ class Transport(Generic[S]):
         self._conns[remote] = conn
 
     def _room_for_connection(self) -> bool:
-        """Whether one more accepted connection fits under ``tcp_max_connections``
-        (each open connection costs a descriptor and buffers: a peer opening them
-        without end must not exhaust the worker); counted and logged when not."""
+        """Whether one more connection, accepted or opened, fits under
+        ``tcp_max_connections`` (each open connection costs a descriptor and buffers:
+        peers opening them, or callers naming destination after destination, must not
+        exhaust the worker; Kamailio counts both kinds too); counted and logged when
+        not."""
         if len(self._conns) < self.options.tcp_max_connections:
             return True
         self.stats["tcp_refused"] += 1

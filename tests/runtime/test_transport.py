@@ -289,6 +289,32 @@ def test_tcp_send_to_a_new_destination_connects_and_queues(engine: Echo) -> None
     server.close()
 
 
+def test_tcp_connections_opened_count_against_the_maximum(engine: Echo) -> None:
+    # a cfg relaying to the R-URI lets callers pick destination after destination
+    udp = Sock("udp", "127.0.0.1", free_port())
+    tcp = Sock("tcp", "127.0.0.1", free_port(socket.SOCK_STREAM))
+    first, second = (socket.create_server(("127.0.0.1", 0)) for _ in range(2))
+    options = TransportOptions(tcp_max_connections=1)
+    with Running(engine, [udp, tcp], options) as transport, udp_client() as client:
+        for server in (first, second):
+            server.settimeout(TIMEOUT)
+            port = server.getsockname()[1]
+            client.sendto(b"to:tcp:127.0.0.1:%d:hello|" % port, ("127.0.0.1", udp.port))
+        peer, _ = first.accept()
+        peer.settimeout(TIMEOUT)
+        assert _recv_exact(peer, 6) == b"hello|"
+        deadline = time.monotonic() + TIMEOUT
+        while transport.stats["tcp_refused"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert transport.stats["tcp_refused"] == 1
+        second.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            second.accept()  # never connected to
+        peer.close()
+    first.close()
+    second.close()
+
+
 def test_tcp_connect_failure_is_counted(engine: Echo) -> None:
     udp = Sock("udp", "127.0.0.1", free_port())
     tcp = Sock("tcp", "127.0.0.1", free_port(socket.SOCK_STREAM))
