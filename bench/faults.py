@@ -28,7 +28,10 @@ asserts on the results, this script runs them with large ones and prints the fig
    ``sigterm_under_load`` stops a proxy in the middle of a SIPp run: exit code, time
    to exit, tracebacks in the log, workers left behind, SIGKILLs needed.
 
-A slow backend holding many transactions is ``bench/run_all.py``'s in-flight bench.
+6. ``slow_backend``: backends that answer 200 only seconds after the INVITE, so that
+   thousands of transactions are open at once (10,000 in the long run, as
+   ``bench/run_all.py``'s in-flight bench but through two workers): every caller gets
+   its 200, the proxy answers OPTIONS all along, no worker dies; peak PSS reported.
 
 Run inside a network namespace of its own, loopback only::
 
@@ -40,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import heapq
 import os
 import re
 import secrets
@@ -691,7 +695,8 @@ class Backends:
         self.invites = 0
         self.cancels = 0
         self._invites: dict[str, tuple[bytes, tuple[str, int], str]] = {}
-        self._due: list[tuple[float, str]] = []
+        self._due: list[tuple[float, str]] = []  # a heap
+        self._canceled: set[str] = set()
         self._stop = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -713,8 +718,10 @@ class Backends:
                 data, addr = sock.recvfrom(65535)
                 self._on_request(sock, data, addr)
             now = time.monotonic()
-            for when, call_id in [d for d in self._due if d[0] <= now]:
-                self._due.remove((when, call_id))
+            while self._due and self._due[0][0] <= now:
+                _, call_id = heapq.heappop(self._due)
+                if call_id in self._canceled:
+                    continue
                 invite, addr, contact = self._invites[call_id]
                 sock = self._sock_of(contact)
                 sock.sendto(reply(invite, 200, "OK", to_tag="uas", contact=contact), addr)
@@ -735,13 +742,13 @@ class Backends:
             self._invites[call_id] = (data, addr, contact)
             sock.sendto(reply(data, 180, "Ringing", to_tag="uas", contact=contact), addr)
             if self.answer_after is not None:
-                self._due.append((time.monotonic() + self.answer_after, call_id))
+                heapq.heappush(self._due, (time.monotonic() + self.answer_after, call_id))
         elif method == b"CANCEL" and call_id in self._invites:
             self.cancels += 1
             sock.sendto(reply(data, 200, "OK", to_tag="uas", contact=contact), addr)
             invite, to, _ = self._invites[call_id]
             sock.sendto(reply(invite, 487, "Request Terminated", to_tag="uas", contact=contact), to)
-            self._due = [d for d in self._due if d[1] != call_id]
+            self._canceled.add(call_id)
 
 
 @dataclass(frozen=True)
@@ -862,6 +869,94 @@ def sigterm_under_load(lab: Lab, calls: int, rate: int, stop_timeout: float) -> 
     )
 
 
+# -- 6. a slow backend holding many transactions ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Held:
+    """``calls`` INVITEs held ``hold`` seconds each by slow backends (``slow_backend``)."""
+
+    calls: int
+    #: final statuses the callers got, by status
+    finals: dict[int, int]
+    #: the highest number of INVITEs waiting for their 200 at once (sent, not final)
+    most_open: int
+    #: OPTIONS answered (of those sent) while the INVITEs were held
+    options_answered: int
+    options_sent: int
+    peak_pss_mb: float
+    workers_same: bool
+    traceback: bool
+    log_tail: str = field(repr=False)
+
+
+def slow_backend(lab: Lab, calls: int, rate: float, hold: float, children: int = 2) -> Held:
+    """``calls`` INVITEs through stateful_rr at ``rate``/s to backends that answer 180
+    at once and 200 only ``hold`` seconds later, so that up to ``rate * hold``
+    transactions are open at once; meanwhile an OPTIONS a second checks the proxy
+    still answers. Every caller must get its 200."""
+    backends = Backends(hold)
+    callers = [udp_socket() for _ in range(8)]
+    try:
+        module = lab.build("stateful_rr", backends.ports, fr_ms=60_000)
+        proxy = lab.proxy(module, children=children)
+        pids = sorted(proxy.workers())
+        where = ("127.0.0.1", proxy.port)
+        ruri = f"sip:callee@127.0.0.1:{proxy.port}"
+        for sock in callers:
+            sock.setblocking(False)
+        finals: dict[str, int] = {}
+        sent = 0
+        most_open = 0
+        asked = answered = 0
+        started = time.monotonic()
+        next_probe = started + 1.0
+        deadline = started + calls / rate + hold + 30.0
+        with proxy_bench.MemorySampler(proxy.pid, interval=0.5) as memory:
+            while len(finals) < calls and time.monotonic() < deadline:
+                now = time.monotonic()
+                due = min(calls, int((now - started) * rate) + 1)
+                while sent < due:
+                    sock = callers[sent % len(callers)]
+                    call_id = f"held-{sent}-{secrets.token_hex(4)}"
+                    sock.sendto(request("INVITE", ruri, sock, call_id=call_id), where)
+                    sent += 1
+                for sock in callers:
+                    while True:
+                        try:
+                            data = sock.recv(65535)
+                        except BlockingIOError:
+                            break
+                        status = status_of(data)
+                        if status is not None and status >= 200:
+                            finals.setdefault(headers(data, "Call-ID")[0], status)
+                most_open = max(most_open, sent - len(finals))
+                if now >= next_probe and sent - len(finals) > 0:
+                    next_probe = now + 1.0
+                    asked += 1
+                    answered += options_answered(proxy.port, 2.0)
+                select.select(callers, [], [], 0.005)
+        counts: dict[int, int] = {}
+        for status in finals.values():
+            counts[status] = counts.get(status, 0) + 1
+        text = proxy.text()
+        return Held(
+            calls=calls,
+            finals=counts,
+            most_open=most_open,
+            options_answered=answered,
+            options_sent=asked,
+            peak_pss_mb=round(memory.peak_kb / 1024, 1),
+            workers_same=sorted(proxy.workers()) == pids,
+            traceback="Traceback" in text,
+            log_tail=text[-2000:],
+        )
+    finally:
+        backends.close()
+        for sock in callers:
+            sock.close()
+
+
 # -- the script --------------------------------------------------------------------------
 
 
@@ -899,6 +994,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--stop-timeout {stop_timeout}: {drained}",
                 flush=True,
             )
+    with lab() as group:
+        held = slow_backend(group, 10_000, 500.0, 25.0)
+        print(f"slow backend, 10,000 INVITEs held 25 s at 500/s: {held}", flush=True)
     with lab() as group:
         term = sigterm_under_load(group, args.calls, args.rate, 5.0)
         print(f"SIGTERM under load: {term}", flush=True)

@@ -7,8 +7,7 @@ figures); here they run with small counts and the results are checked. Each buil
 sockets against it and stops everything by PID. A worker that dies and is restarted
 is covered at the unit level by ``tests/runtime/test_serve.py``
 (``test_dead_worker_is_restarted_and_its_locks_released``, with a stand-in engine);
-here it happens to a real proxy under SIPp load. A slow backend holding many
-transactions is ``bench/run_all.py``'s in-flight bench.
+here it happens to a real proxy under SIPp load.
 
 Timing is checked only where it is the behaviour (a 408 must wait for tm's timer, not
 come at once) and with wide margins: the machine may be loaded.
@@ -165,3 +164,19 @@ def test_sigterm_under_load_stops_cleanly(lab: faults.Lab) -> None:
     assert term.sigkilled == 0, term.log_tail
     assert not term.traceback, term.log_tail
     assert term.calls.successful > 0, term  # the proxy was serving when stopped
+
+
+# -- 6. a slow backend holding many transactions ----------------------------------------
+
+
+def test_slow_backend_holding_many_transactions(lab: faults.Lab) -> None:
+    """400 INVITEs at 100/s to backends that answer 200 three seconds later: a few
+    hundred transactions open at once over two workers; every caller gets its 200,
+    the proxy answers every OPTIONS meanwhile, no worker dies."""
+    held = faults.slow_backend(lab, calls=400, rate=100.0, hold=3.0)
+    assert held.finals == {200: 400}, held
+    assert held.most_open >= 200, held  # they really were open together
+    assert held.options_sent >= 2, held
+    assert held.options_answered == held.options_sent, held
+    assert held.workers_same, held.log_tail
+    assert not held.traceback, held.log_tail
