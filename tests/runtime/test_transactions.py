@@ -606,6 +606,28 @@ def test_server_table_is_bounded() -> None:
     assert len(layer.server_transactions) == 2
 
 
+def test_message_bytes_held_are_bounded() -> None:
+    # a flood of large requests to a backend that never answers must not hold more
+    # than max_bytes: Kamailio's shared memory bounds its tm the same way
+    first, second = request(branch="z9hG4bK1"), request(branch="z9hG4bK2")
+    layer = TransactionLayer(max_bytes=len(first) + len(second) - 1)
+    tx = new_server(layer, first)
+    assert layer.bytes == len(first)
+    too_many = req(second)
+    assert layer.receive_request(too_many, SRC, 0.0) is None
+    assert drain(layer) == [TableFull(too_many, SRC)]
+    with pytest.raises(TransactionLimitError, match="max_bytes"):
+        layer.send_request(request(branch="z9hG4bKc1"), DEST, 0.0)
+    # what a transaction held is given back when it ends
+    layer.send_response(tx, response(first, 486, "Busy", to_tag="t1"), 0.0)
+    layer.handle_timer(100.0)
+    assert len(layer) == 0 and layer.bytes == 0
+    client = layer.send_request(request(branch="z9hG4bKc2"), DEST, 100.0)
+    assert layer.bytes == len(request(branch="z9hG4bKc2"))
+    layer.handle_timer(1000.0)  # timer B: the client transaction times out
+    assert client.terminated and layer.bytes == 0
+
+
 def test_unmatchable_and_uncreated_requests_go_to_the_tu() -> None:
     layer = TransactionLayer()
     no_via = req(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n")

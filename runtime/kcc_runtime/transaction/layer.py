@@ -36,8 +36,13 @@ and cell for two minutes. So when the heap has grown past twice its size at the 
 clean-up, it is rebuilt with the live entries only (amortised O(1) per timer), and a
 finished transaction is freed at the end of its wait timer. Terminated transactions
 leave every table at once. Tables are bounded (``max_transactions`` each for server
-and client sides): a new request that finds the table full produces ``TableFull`` and
-no transaction.
+and client sides) and so are the message bytes the live transactions hold
+(``max_bytes``: each keeps its request, a client transaction the bytes it sends):
+a new request that finds either full produces ``TableFull`` and no transaction, a
+new client transaction raises ``TransactionLimitError``. The byte bound is what
+Kamailio's shared memory is to its tm (64 MB by default, where a transaction that
+does not fit is refused): without it, 64 KB requests to a backend that never answers
+could hold gigabytes for ``fr_timer``.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ TRYING_REASON: Final = "trying -- your call is important to us"
 #: Transports without their own retransmission (§17.1.1.2, §18).
 UNRELIABLE: Final = frozenset({"UDP", "DTLS"})
 DEFAULT_MAX_TRANSACTIONS: Final = 100_000
+#: message bytes the live transactions of one layer (one worker) may hold
+DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
 #: the timer heap is never cleaned of stale entries below this size
 _HEAP_CLEANUP_MIN: Final = 1024
 
@@ -74,7 +81,8 @@ _ClientKey = tuple[str, str]
 
 
 class TransactionLimitError(RuntimeError):
-    """``send_request`` found the client transaction table full."""
+    """``send_request`` found the client transaction table, or the bytes the
+    transactions may hold, full."""
 
 
 # ---- transactions -------------------------------------------------------------------
@@ -89,6 +97,7 @@ class Transaction:
 
     __slots__ = (
         "_interval",
+        "_size",
         "_timers",
         "context",
         "created",
@@ -107,6 +116,8 @@ class Transaction:
         self.context: object = None
         self._timers: dict[str, int] = {}
         self._interval = 0.0
+        #: the message bytes counted against the layer's ``max_bytes``
+        self._size = 0
 
     @property
     def terminated(self) -> bool:
@@ -408,9 +419,13 @@ class TransactionLayer:
         config: TimerConfig | None = None,
         *,
         max_transactions: int = DEFAULT_MAX_TRANSACTIONS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.config = config if config is not None else TimerConfig()
         self.max_transactions = max_transactions
+        self.max_bytes = max_bytes
+        #: the message bytes the live transactions hold
+        self.bytes = 0
         self._server: dict[_ServerKey, ServerTransaction] = {}
         self._ack2543: dict[_ServerKey, ServerTransaction] = {}
         self._client: dict[_ClientKey, ClientTransaction] = {}
@@ -536,6 +551,8 @@ class TransactionLayer:
             return
         tx.state = State.TERMINATED
         tx._timers.clear()
+        self.bytes -= tx._size
+        tx._size = 0
         if isinstance(tx, ServerTransaction):
             if self._server.get(tx._key) is tx:
                 del self._server[tx._key]
@@ -642,11 +659,14 @@ class TransactionLayer:
         if key is None:
             self._events.append(RequestReceived(msg, src, None))
             return None
-        if len(self._server) >= self.max_transactions:
+        size = len(msg.buf)
+        if len(self._server) >= self.max_transactions or self.bytes + size > self.max_bytes:
             self._events.append(TableFull(msg, src))
             return None
         kind = Kind.INVITE_SERVER if msg.method == "INVITE" else Kind.NON_INVITE_SERVER
         tx = ServerTransaction(kind, msg, src, _is_reliable(via, reliable), now)
+        tx._size = size
+        self.bytes += size
         tx._key = key
         self._server[key] = tx
         if kind is Kind.INVITE_SERVER and ack_key is not None:
@@ -752,12 +772,16 @@ class TransactionLayer:
             raise ValueError("a client transaction with this branch and method exists")
         if len(self._client) >= self.max_transactions:
             raise TransactionLimitError("client transaction table full")
+        if self.bytes + len(data) > self.max_bytes:
+            raise TransactionLimitError("the transactions hold max_bytes already")
         cfg = self.config
         invite = method == "INVITE"
         kind = Kind.INVITE_CLIENT if invite else Kind.NON_INVITE_CLIENT
         fr = fr_timer if fr_timer is not None else cfg.fr_timer
         fr_inv = fr_inv_timer if fr_inv_timer is not None else cfg.fr_inv_timer
         tx = ClientTransaction(kind, method, data, dest, branch, reliable, now, fr, fr_inv)
+        tx._size = len(data)
+        self.bytes += tx._size
         self._client[key] = tx
         self._out.append((data, dest))
         if not tx.reliable:
