@@ -99,6 +99,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from kcc_runtime import location, logs
+from kcc_runtime.memory import Trimmer
 from kcc_runtime.shm import MAX_LOCK_SET_SIZE, SharedMemoryStore
 from kcc_runtime.transport import (
     BindError,
@@ -511,7 +512,11 @@ def _worker(
         def ready() -> None:
             os.write(ready_fd, f"{os.getpid()}\n".encode())
 
-        transport.run(on_ready=ready, watchdog=lambda: os.getppid() == supervisor)
+        transport.run(
+            on_ready=ready,
+            watchdog=lambda: os.getppid() == supervisor,
+            housekeeping=Trimmer(),  # freed memory back to the system every 30 s
+        )
         code = 0
     except BindError as exc:
         log.error("%s", exc.strerror or exc)

@@ -72,12 +72,12 @@ kcc trades that for lock-free per-worker transactions. TCP needs no reply socket
 responses come back on the connection the worker opened.
 
 **Timer.** Every ``timer_interval`` seconds the engine's ``on_timer(now)`` runs
-(htable expiry and the like), idle TCP connections are closed, and an optional
+(htable expiry and the like), idle TCP connections are closed, an optional
 ``watchdog`` is asked whether to keep running (a worker whose supervisor is gone
-stops). The transaction timers need more precision (INVITE retransmissions every
-0.5 s): after every message and tick the transport asks the engine's
-``next_timer()`` and wakes up exactly then (one ``call_later`` handle, moved only
-earlier).
+stops) and an optional ``housekeeping`` runs (the worker's memory trimmer). The
+transaction timers need more precision (INVITE retransmissions every 0.5 s): after
+every message and tick the transport asks the engine's ``next_timer()`` and wakes up
+exactly then (one ``call_later`` handle, moved only earlier).
 
 **Stopping.** A stop signal (SIGTERM) stops the loop at once, or, with
 ``drain_timeout`` (serve.py sets it), drains: the TCP listening sockets stop
@@ -487,6 +487,7 @@ class Transport(Generic[S]):
         self._due_handle: asyncio.TimerHandle | None = None
         self._due: float | None = None
         self._watchdog: Callable[[], bool] | None = None
+        self._housekeeping: Callable[[], None] | None = None
         #: when a drain started by a stop signal must end (None: not draining)
         self._drain_deadline: float | None = None
         self._bound = False
@@ -557,16 +558,19 @@ class Transport(Generic[S]):
         *,
         on_ready: Callable[[], None] | None = None,
         watchdog: Callable[[], bool] | None = None,
+        housekeeping: Callable[[], None] | None = None,
         stop_signals: Sequence[signal.Signals] = (signal.SIGTERM,),
     ) -> None:
         """Bind (if not done), call ``engine.start()``, then serve until one of
         ``stop_signals`` arrives (or :meth:`stop`); ``on_ready`` runs once serving.
         With ``drain_timeout`` set, the first stop signal drains (:meth:`drain`) and
-        a second one stops at once."""
+        a second one stops at once. ``housekeeping`` runs on every timer tick (the
+        worker's :class:`~kcc_runtime.memory.Trimmer`)."""
         self.bind()
         loop = new_event_loop()
         self.loop = loop
         self._watchdog = watchdog
+        self._housekeeping = housekeeping
         try:
             for sig in stop_signals:
                 loop.add_signal_handler(sig, self._on_stop_signal)
@@ -908,5 +912,10 @@ class Transport(Generic[S]):
         if self._watchdog is not None and not self._watchdog():
             loop.stop()
             return
+        if self._housekeeping is not None:
+            try:
+                self._housekeeping()
+            except Exception:
+                log.exception("housekeeping failed")
         self._timer = loop.call_later(self.options.timer_interval, self._tick)
         self._arm()

@@ -10,7 +10,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -92,17 +92,21 @@ class Running:
         sockets: Sequence[Sock],
         options: TransportOptions,
         reply_sockets: Sequence[tuple[Sock, socket.socket]] = (),
+        housekeeping: Callable[[], None] | None = None,
     ) -> None:
         self.transport: Transport[Sock] = Transport(
             engine, sockets, options, reply_sockets=reply_sockets
         )
+        self.housekeeping = housekeeping
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         try:
-            self.transport.run(on_ready=self.ready.set, stop_signals=())
+            self.transport.run(
+                on_ready=self.ready.set, housekeeping=self.housekeeping, stop_signals=()
+            )
         except BaseException as exc:  # reported by the fixture
             self.error = exc
             self.ready.set()
@@ -210,6 +214,24 @@ def _recv_exact(conn: socket.socket, size: int) -> bytes:
             break
         out += chunk
     return out
+
+
+def test_housekeeping_runs_on_every_tick_and_its_errors_are_contained(engine: Echo) -> None:
+    calls: list[float] = []
+    ticked = threading.Event()
+
+    def housekeeping() -> None:
+        calls.append(time.monotonic())
+        if len(calls) >= 3:
+            ticked.set()
+        raise RuntimeError("a bug in housekeeping must not stop the loop")
+
+    local = Sock("udp", "127.0.0.1", free_port())
+    options = TransportOptions(timer_interval=0.02)
+    with udp_client() as client, Running(engine, [local], options, housekeeping=housekeeping):
+        assert ticked.wait(TIMEOUT)
+        client.sendto(b"still", (local.ip, local.port))
+        assert client.recv(100) == b"echo:still"
 
 
 def test_tcp_framing_and_reply_on_the_same_connection(engine: Echo) -> None:

