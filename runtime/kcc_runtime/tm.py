@@ -148,8 +148,6 @@ TERMINATED_REASON: Final = "Request Terminated"
 #: (6/TM)``.
 TmError: TypeAlias = tuple[int, str, int]
 _SORRY: Final = "I'm terribly sorry, server error occurred"
-#: server transaction states in which the request has no final reply yet
-_UNANSWERED: Final = frozenset({State.TRYING, State.PROCEEDING})
 E_UNSPEC: Final[TmError] = (500, _SORRY, 1)
 E_CFG: Final[TmError] = (500, _SORRY, 6)
 E_NO_SOCKET: Final[TmError] = (500, _SORRY, 7)
@@ -157,6 +155,8 @@ E_SCRIPT: Final = -10
 E_BAD_ADDRESS: Final[TmError] = (478, "Unresolvable destination", 478)
 E_SEND: Final[TmError] = (477, "Unfortunately error on sending to next hop occurred", 477)
 E_BAD_URI: Final[TmError] = (400, "Regretfully, we were not able to process the URI", 400)
+#: server transaction states in which the request has no final reply yet
+_UNANSWERED: Final = frozenset({State.TRYING, State.PROCEEDING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,9 +590,13 @@ class Tm:
         ``t_relay`` failed and that nobody answered statefully gets tm's error reply,
         retransmitted until ACKed -- measured: after the script's stateless
         ``sl_reply_error()``, ``478 Unresolvable destination (478/TM)`` for a host
-        that does not resolve."""
+        that does not resolve. The request the transaction keeps sheds its long
+        parsed lists (:meth:`~kcc_runtime.sip.Message.shed_lists`)."""
         cell = self.cell_of(ctx)
-        if cell is None or cell.error is None or cell.final_sent or cell.branches:
+        if cell is None:
+            return
+        cell.request.shed_lists()
+        if cell.error is None or cell.final_sent or cell.branches:
             return
         code, text, number = cell.error
         cell.error = None
