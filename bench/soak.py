@@ -27,16 +27,17 @@ What it does, on free loopback ports:
    as the fuzzing lasts, while ``bench/sipfuzz.py`` sends ``--datagrams`` fuzzed
    datagrams (torture corpus and SIPp messages, mutated) from ``--sources`` sockets,
    paced at ``--rate`` a second.
-4. After the UAC ends and a ``--settle`` pause (tm's timers: the transactions the
-   fuzzed INVITEs opened end, then their wait timers), memory again, the workers'
-   PIDs again, an OPTIONS probe, and the proxy's log searched for restarts
+4. After the UAC ends and a ``--settle`` pause (160 s: a fuzzed INVITE a backend
+   answered with a 180 only holds its transaction for ``fr_inv_timer``, 120 s, then
+   come the wait timers and the workers' next memory trim), memory again, the
+   workers' PIDs again, an OPTIONS probe, and the proxy's log searched for restarts
    (``restarting it``), internal errors (``error while processing``, ``engine
    failed``, ``Traceback``).
 
 It prints the figures and exits 0 only when every criterion holds: no worker
 restarted (same PIDs, no restart line), every valid call succeeded, PSS and RSS grew
 less than 5 %, the OPTIONS was answered, no internal error in the log. The default
-run takes about 5 minutes on 2 cores.
+run takes about 9 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sources", type=int, default=4, help="fuzzing sockets")
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--warmup", type=int, help="warm-up datagrams (10 %%, >= 5,000)")
-    parser.add_argument("--settle", type=float, default=40.0, help="pause before 'after' (s)")
+    parser.add_argument("--settle", type=float, default=160.0, help="pause before 'after' (s)")
     args = parser.parse_args(argv)
     if min(args.datagrams, args.rate, args.call_rate, args.children, args.sources) <= 0:
         parser.error("--datagrams, --rate, --call-rate, --children, --sources must be > 0")
