@@ -615,7 +615,12 @@ class Transport(Generic[S]):
         deadline = self._drain_deadline
         if loop is None or deadline is None:
             return
-        pending: int = getattr(self.engine, "pending", lambda: 0)()
+        try:
+            pending: int = getattr(self.engine, "pending", lambda: 0)()
+        except Exception:  # a bug: stop rather than drain for ever
+            self.stats["engine_errors"] += 1
+            log.exception("engine failed to count its pending transactions")
+            pending = 0
         if pending == 0:
             log.info("drained: nothing pending, stopping")
             loop.stop()

@@ -596,3 +596,20 @@ def test_an_engine_that_cannot_drain_stops_at_once(engine: Echo) -> None:
         transport.loop.call_soon_threadsafe(transport.drain, 30.0)
         running.thread.join(TIMEOUT)
         assert not running.thread.is_alive()
+
+
+class BrokenPending(Draining):
+    def pending(self) -> int:
+        raise RuntimeError("engine bug")
+
+
+def test_a_drain_whose_engine_fails_to_count_stops() -> None:
+    engine = BrokenPending()
+    udp = Sock("udp", "127.0.0.1", free_port())
+    running = Running(engine, [udp], TransportOptions(drain_timeout=30.0))
+    with running as transport:
+        assert transport.loop is not None
+        transport.loop.call_soon_threadsafe(transport.drain, 30.0)
+        running.thread.join(TIMEOUT)
+        assert not running.thread.is_alive()
+        assert transport.stats["engine_errors"] == 1
