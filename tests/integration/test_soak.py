@@ -31,6 +31,7 @@ from bench.sipfuzz import SendStats, send_fuzz
 from tests.integration.conftest import (
     Services,
     SipProbe,
+    Uas,
     free_udp_ports,
     needs_sipp,
     read_stat,
@@ -63,10 +64,24 @@ def worker_pids(root: int) -> set[int]:
     return found
 
 
+def backends_state(uases: list[Uas]) -> str:
+    """Whether each SIPp backend still runs, its last output and errors: the fuzz
+    reaches the backends through the proxy, and a backend that stalls or dies fails
+    the calls routed to it (what a failure here must tell apart from the proxy)."""
+    parts = []
+    for uas in uases:
+        errors = uas.calls_log.with_suffix(".errors")
+        tail = errors.read_text(errors="replace")[-1500:] if errors.exists() else "(none)"
+        parts.append(
+            f"UAS {uas.port}: {'alive' if uas.service.alive() else 'EXITED'}\n"
+            f"{uas.service.log_tail(15)}\nerrors: {tail}"
+        )
+    return "\n".join(parts)
+
+
 def test_fuzzed_datagrams_with_valid_calls(services: Services) -> None:
     backends = free_udp_ports(2)
-    for port in backends:
-        start_uas(services, port, "uas_rr.xml")
+    uases = [start_uas(services, port, "uas_rr.xml") for port in backends]
     proxy = start_proxy(services, "kcc", "stateful_rr", backends, children=2)
     workers = worker_pids(proxy.service.pid)
     assert len(workers) == 2, f"expected two workers: {workers}\n{proxy.service.log_tail()}"
@@ -94,7 +109,7 @@ def test_fuzzed_datagrams_with_valid_calls(services: Services) -> None:
     assert stats.get("SuccessfulCall(C)") == str(CALLS), (
         f"valid calls: {stats.get('SuccessfulCall(C)')} of {CALLS} succeeded, "
         f"{stats.get('FailedCall(C)')} failed\n{done.stderr.decode(errors='replace')[-2000:]}"
-        f"\n{proxy.service.log_tail()}"
+        f"\n{proxy.service.log_tail()}\n{backends_state(uases)}"
     )
     probe = SipProbe()
     try:
