@@ -694,8 +694,16 @@ class Tm:
 
     def _cancel(self, ctx: Context, cancel_cell: Cell, cell: Cell) -> int:
         """``t_relay`` of a CANCEL for a known INVITE (tm ``t_forward_cancel``)."""
-        cell.canceled = True
         self._send_upstream(cancel_cell, self._local_reply(cancel_cell, 200, CANCELING), 200)
+        self._cancel_branches(cell)
+        self.flush()
+        return 1
+
+    def _cancel_branches(self, cell: Cell) -> None:
+        """Mark ``cell`` canceled and cancel its branches still waiting: a CANCEL on
+        each one that received a provisional reply, the others marked, to be
+        canceled when a 1xx comes (``cancel_b_method`` 1)."""
+        cell.canceled = True
         for br in cell.branches:
             if br.final:
                 continue
@@ -703,8 +711,6 @@ class Tm:
                 self._send_cancel(br)
             else:
                 br.cancel_pending = True
-        self.flush()
-        return 1
 
     def pending(self) -> list[Cell]:
         """The cells that still owe the caller something: a request with no final
@@ -726,14 +732,7 @@ class Tm:
         them); False when the request was already answered."""
         if cell.final_sent or cell.server.state not in _UNANSWERED:
             return False
-        cell.canceled = True
-        for br in cell.branches:
-            if br.final:
-                continue
-            if br.tx.responded:
-                self._send_cancel(br)
-            else:
-                br.cancel_pending = True
+        self._cancel_branches(cell)
         return self._send_upstream(cell, self._local_reply(cell, code, reason), code)
 
     def _send_cancel(self, br: TmBranch) -> None:
