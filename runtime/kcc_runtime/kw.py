@@ -244,8 +244,8 @@ def str_ieq(left: Value, right: str) -> int:
 _DOTTED: Final = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)", re.ASCII)
 
 
-def _address(text: str | None) -> Address | None:
-    """``text`` as an address, as Kamailio's ``str2ip``/``str2ip6`` read it (measured
+def parse_ip(text: str | None) -> Address | None:
+    """``text`` as an address (never raises), as Kamailio's ``str2ip``/``str2ip6`` read it (measured
     on 5.6.3 with ``src_ip == "..."``): an IPv6 address in any textual form, also in
     brackets (``[::1]``); an IPv4 address in dotted decimal, leading zeros allowed
     (``127.000.000.001`` and ``0127.0.0.1`` are 127.0.0.1), never in brackets
@@ -277,12 +277,6 @@ def _address(text: str | None) -> Address | None:
     return ipaddress.IPv4Address(bytes(octets))
 
 
-def parse_ip(text: str | None) -> Address | None:
-    """An address as Kamailio's ``str2ipx`` reads it (see :func:`_address`); None
-    when ``text`` is not one. Never raises."""
-    return _address(text)
-
-
 def network(addr: str, prefix: int) -> Network:
     """``addr/prefix`` as written in the cfg (host bits are ignored, as Kamailio masks)."""
     return ipaddress.ip_network(f"{addr.strip('[]')}/{prefix}", strict=False)
@@ -290,7 +284,7 @@ def network(addr: str, prefix: int) -> Network:
 
 def ip_in(ip: Value, net: Network) -> int:
     """``src_ip == 10.0.0.0/8``: 1 when the address is in the network (same family)."""
-    address = _address(to_str(ip))
+    address = parse_ip(to_str(ip))
     if address is None or address.version != net.version:
         return 0
     return 1 if address in net else 0
@@ -298,8 +292,8 @@ def ip_in(ip: Value, net: Network) -> int:
 
 def ip_eq_str(ip: Value, text: str) -> int:
     """``src_ip == "1.2.3.4"``: equal addresses (IPv6 compared by value)."""
-    left = _address(to_str(ip))
-    right = _address(text)
+    left = parse_ip(to_str(ip))
+    right = parse_ip(text)
     if left is None or right is None:
         return 0
     return 1 if left == right else 0
@@ -359,7 +353,7 @@ def _host_key(host: str) -> _HostKey:
     ``check_self`` takes them for the same host."""
     key = _HOST_KEYS.get(host)
     if key is None:
-        address = _address(host)
+        address = parse_ip(host)
         if address is None:
             key = host.lower()
         elif isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:

@@ -124,7 +124,7 @@ def _check_reference(
     """``Myself.check`` as first written: every pair compared, addresses parsed."""
 
     def same(a: str, b: str) -> bool:
-        left, right = kw._address(a), kw._address(b)
+        left, right = kw.parse_ip(a), kw.parse_ip(b)
         if left is not None or right is not None:
             return left is not None and left == right
         return a.lower() == b.lower()
