@@ -246,12 +246,12 @@ _DOTTED: Final = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)", re.ASCII)
 
 def parse_ip(text: str | None) -> Address | None:
     """``text`` as an address (never raises), as Kamailio's ``str2ip``/``str2ip6``
-    read it (measured on 5.6.3 with ``src_ip == "..."``): an IPv6 address in any textual form, also in
-    brackets (``[::1]``); an IPv4 address in dotted decimal, leading zeros allowed
-    (``127.000.000.001`` and ``0127.0.0.1`` are 127.0.0.1), never in brackets
-    (``[127.0.0.1]`` is not an address). An octet above 255 makes the text no address
-    (Kamailio 5.6 wraps it modulo 256, so that ``127.0.0.257`` equals 127.0.0.1: not
-    followed). None for anything else."""
+    read it (measured on 5.6.3 with ``src_ip == "..."``): an IPv6 address in any
+    textual form, also in brackets (``[::1]``); an IPv4 address in dotted decimal,
+    leading zeros allowed (``127.000.000.001`` and ``0127.0.0.1`` are 127.0.0.1),
+    never in brackets (``[127.0.0.1]`` is not an address). An octet above 255 makes
+    the text no address (Kamailio 5.6 wraps it modulo 256, so that ``127.0.0.257``
+    equals 127.0.0.1: not followed). None for anything else."""
     if not text:
         return None
     if text[0] == "[":
