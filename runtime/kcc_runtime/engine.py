@@ -115,7 +115,7 @@ from kcc_runtime.shared import SharedStore
 from kcc_runtime.sip import Message, Request, Response, SipParseError, SipUri, Via, parse_message
 from kcc_runtime.sip.parser import headers_only_request
 from kcc_runtime.sip.uri import CACHED_MAX_LEN, parse_uri
-from kcc_runtime.tm import Tm
+from kcc_runtime.tm import TABLE_ENTRIES, Tm
 
 if TYPE_CHECKING:
     from kcc_runtime.router import Router
@@ -142,8 +142,6 @@ DEFAULT_SERVER_HEADER: Final = "Server: kamailio (5.6.3 (x86_64/linux))"
 #: sl's ``SL_RPL_WAIT_TIME``: an ACK is matched against sl's To-tag only this long
 #: after the last stateless reply
 SL_ACK_WINDOW: Final = 2.0
-#: tm's ``TABLE_ENTRIES``: the hash in the branch is taken modulo this
-_TABLE_ENTRIES: Final = 1 << 16
 #: refused destinations remembered so each is logged once (then logged again)
 _REFUSED_LOGGED_MAX: Final = 4096
 _DEFAULT_PORTS: Final = {"udp": 5060, "tcp": 5060, "tls": 5061, "sctp": 5060, "ws": 80, "wss": 443}
@@ -391,7 +389,7 @@ def forward_branch(msg: Request) -> str:
         if via.branch is not None:
             parts.append(via.branch.encode("utf-8", "surrogateescape"))
     digest = hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
-    index = _core_hash(callid, cseq_num, _TABLE_ENTRIES)
+    index = _core_hash(callid, cseq_num, TABLE_ENTRIES)
     branch = f"z9hG4bK{_reverse_hex(index)}.{digest}.0"
     msg._cache[_BRANCH_KEY] = branch
     return branch

@@ -84,6 +84,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeAlias
 
@@ -122,6 +123,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANCELING",
+    "TABLE_ENTRIES",
     "Cell",
     "Dest",
     "Tm",
@@ -134,6 +136,9 @@ __all__ = [
 
 log = logging.getLogger("kcc_runtime.tm")
 
+#: tm's ``TABLE_ENTRIES``: the transaction hash (``$T(id_index)``, led by every
+#: branch the proxy sends) is taken modulo this
+TABLE_ENTRIES: Final = 1 << 16
 #: tm's reason for the 200 answering a CANCEL (``CANCELING``)
 CANCELING: Final = "canceling"
 #: tm's reason for the automatic 100 (``auto_inv_100_reason``)
@@ -302,10 +307,13 @@ class Tm:
         self.tag_prefix = tm_tag_prefix(proxy.sockets)
         self._pumping = False
         self._last_error = E_UNSPEC
-        #: the next label per hash entry, each started at a random value as
-        #: Kamailio's ``init_hash_table`` does (a test may seed ``label_rng``)
-        self.label_rng = random.Random()
-        self._labels: dict[int, int] = {}
+        #: the next label of each hash entry, each started at a random value as
+        #: Kamailio's ``init_hash_table`` does: one array of 256 KB filled here, so
+        #: the table costs the same on the first call as after a million (a dict
+        #: filled entry by entry grew for the life of the worker, and its entries,
+        #: allocated among each transaction's objects, kept their arenas alive)
+        rng = random.Random()
+        self._labels = array("I", (rng.getrandbits(31) for _ in range(TABLE_ENTRIES)))
         from kcc_runtime.modules.acc import Accounting
 
         #: acc's transaction callbacks, None when the cfg does not load acc
@@ -458,9 +466,7 @@ class Tm:
         counters.add("tmx:UAS_transactions")
         counters.add("tmx:active_transactions")
         cell.hash_index = hash_index(msg)
-        label = self._labels.get(cell.hash_index)
-        if label is None:
-            label = self.label_rng.getrandbits(31)
+        label = self._labels[cell.hash_index]
         cell.label = label
         self._labels[cell.hash_index] = (label + 1) & 0xFFFFFFFF
         # what the script armed before the transaction existed (tm's t_newtran)
