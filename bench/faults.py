@@ -1004,4 +1004,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    proxy_bench.exit_on_sigterm()
     raise SystemExit(main())

@@ -143,4 +143,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    pb.exit_on_sigterm()
     raise SystemExit(main())

@@ -175,6 +175,13 @@ def exited(pid: int) -> bool:
         return True
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (``kill PID``, a CI time-out) raise SystemExit, so the ``finally``
+    blocks stop every process the bench started: by default Python dies at once and
+    leaves its proxies, SIPp peers and Kamailio running."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def stop(popen: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     """Stop one process we started, by its PID: ``sig``, up to 5 s to exit, then SIGKILL
     to what is left of its process group (its own session: only our processes), killed
@@ -873,4 +880,5 @@ def print_table(result: Result, children: int) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     raise SystemExit(main())

@@ -50,7 +50,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,6 +63,7 @@ from proxy_bench import (
     SIPP_BUFF_SIZE,
     MemorySampler,
     _proc_table,
+    exit_on_sigterm,
     free_udp_ports,
     make_setup,
     options_answered,
@@ -114,37 +114,50 @@ class Uac:
     returncode: int | None = None
 
 
-def run_uac(
-    workdir: Path, port: int, result: Uac, *, calls: int, rate: float, timeout: float
-) -> None:
-    """``calls`` calls of ``uac_rr.xml`` at ``rate`` a second through 127.0.0.1:``port``
-    (a source port per call), bounded by ``-timeout`` and an outer timeout; fills
-    ``result`` from SIPp's ``-trace_stat`` file."""
-    (local,) = free_udp_ports(1)
-    stat = workdir / f"uac-{local}.csv"
-    argv = ["sipp", "-sf", str(SCENARIOS / "uac_rr.xml"), "-i", "127.0.0.1", "-p", str(local)]
-    argv += ["-buff_size", SIPP_BUFF_SIZE, "-nostdin", "-m", str(calls), "-r", str(rate)]
-    argv += ["-t", "un", "-max_socket", "1024", "-recv_timeout", "20000"]
-    argv += ["-timeout", f"{int(timeout)}s", "-trace_stat", "-stf", str(stat), "-fd", "1"]
-    argv.append(f"127.0.0.1:{port}")
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        done = subprocess.run(
+class UacRun:
+    """A SIPp UAC placing ``calls`` calls of ``uac_rr.xml`` at ``rate`` a second through
+    127.0.0.1:``port`` (a source port per call) in the background, bounded by
+    ``-timeout``; stopped by PID when the ``with`` block ends, however it ends."""
+
+    def __init__(self, workdir: Path, port: int, *, calls: int, rate: float, timeout: float):
+        (local,) = free_udp_ports(1)
+        self.stat = workdir / f"uac-{local}.csv"
+        self.timeout = timeout
+        argv = ["sipp", "-sf", str(SCENARIOS / "uac_rr.xml"), "-i", "127.0.0.1"]
+        argv += ["-p", str(local), "-buff_size", SIPP_BUFF_SIZE, "-nostdin"]
+        argv += ["-m", str(calls), "-r", str(rate), "-t", "un", "-max_socket", "1024"]
+        argv += ["-recv_timeout", "20000", "-timeout", f"{int(timeout)}s"]
+        argv += ["-trace_stat", "-stf", str(self.stat), "-fd", "1", f"127.0.0.1:{port}"]
+        self.popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             cwd=workdir,
-            timeout=timeout + 30,
-            check=False,
+            start_new_session=True,
         )
-        result.returncode = done.returncode
-    if stat.exists():
-        lines = stat.read_text(encoding="utf-8").splitlines()
-        if len(lines) >= 2:
-            row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
-            result.created = int(row.get("TotalCallCreated", "0"))
-            result.successful = int(row.get("SuccessfulCall(C)", "0"))
-            result.failed = int(row.get("FailedCall(C)", "0"))
-            result.retransmissions = int(row.get("Retransmissions(C)", "0"))
+
+    def __enter__(self) -> UacRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop(self.popen, signal.SIGUSR1)  # SIPp's quit signal
+
+    def result(self) -> Uac:
+        """Waits for the UAC to end (``-timeout`` and 30 s more at most), then reads its
+        ``-trace_stat`` file."""
+        result = Uac()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            result.returncode = self.popen.wait(timeout=self.timeout + 30)
+        if self.stat.exists():
+            lines = self.stat.read_text(encoding="utf-8").splitlines()
+            if len(lines) >= 2:
+                row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+                result.created = int(row.get("TotalCallCreated", "0"))
+                result.successful = int(row.get("SuccessfulCall(C)", "0"))
+                result.failed = int(row.get("FailedCall(C)", "0"))
+                result.retransmissions = int(row.get("Retransmissions(C)", "0"))
+        return result
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -220,15 +233,9 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
     print(f"proxy pid {root} on 127.0.0.1:{port}, {args.children} workers", flush=True)
     idle = tree_memory(root)
     print(f"idle:   RSS {idle.rss_kb} kB, PSS {idle.pss_kb} kB", flush=True)
-    warm_uac = Uac()
-    warm = threading.Thread(
-        target=run_uac,
-        args=(workdir, port, warm_uac),
-        kwargs={"calls": 20, "rate": 10.0, "timeout": 60.0},
-    )
-    warm.start()
-    send_fuzz(port, args.warmup, seed=args.seed + 1, rate=args.rate, sources=args.sources)
-    warm.join()
+    with UacRun(workdir, port, calls=20, rate=10.0, timeout=60.0) as warm:
+        send_fuzz(port, args.warmup, seed=args.seed + 1, rate=args.rate, sources=args.sources)
+        warm_uac = warm.result()
     time.sleep(args.settle)
     before, pids_before = tree_memory(root), workers(root)
     print(f"warm-up: {args.warmup} datagrams, valid calls {warm_uac.successful}/20 ok")
@@ -236,20 +243,16 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
 
     seconds = args.datagrams / args.rate
     calls = max(1, int(seconds * args.call_rate))
-    uac = Uac()
-    thread = threading.Thread(
-        target=run_uac,
-        args=(workdir, port, uac),
-        kwargs={"calls": calls, "rate": args.call_rate, "timeout": seconds * 2 + 120},
-    )
-    thread.start()
 
     def progress(stats: SendStats) -> None:
         if int(stats.seconds) % 15 == 0:
             print(f"  {stats.sent} datagrams sent, {stats.seconds:.0f} s", flush=True)
 
     drops_before = udp_rcvbuf_errors()
-    with MemorySampler(root, interval=10.0) as sampler:
+    with (
+        UacRun(workdir, port, calls=calls, rate=args.call_rate, timeout=seconds * 2 + 120) as run,
+        MemorySampler(root, interval=10.0) as sampler,
+    ):
         sent = send_fuzz(
             port,
             args.datagrams,
@@ -259,7 +262,7 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
             progress=progress,
             timeout=seconds * 3 + 60,
         )
-        thread.join()
+        uac = run.result()
         time.sleep(args.settle)
     drops = udp_rcvbuf_errors() - drops_before
     after, pids_after = tree_memory(root), workers(root)
@@ -308,4 +311,5 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     raise SystemExit(main())
