@@ -87,7 +87,6 @@ Draining (a worker stopping, serve.py)
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import ipaddress
 import logging
@@ -110,6 +109,7 @@ from kcc_runtime.context import (
 )
 from kcc_runtime.exports import ModuleTimer, Route
 from kcc_runtime.kw import Myself
+from kcc_runtime.memory import parse_cache
 from kcc_runtime.rpc.stats import sl_reply_counter
 from kcc_runtime.shared import SharedStore
 from kcc_runtime.sip import Message, Request, Response, SipParseError, SipUri, Via, parse_message
@@ -213,7 +213,7 @@ def _ip_literal(host: str) -> str | None:
     return _ip_literal_cached(host)
 
 
-@functools.lru_cache(maxsize=4096)
+@parse_cache(maxsize=4096)
 def _ip_literal_cached(host: str) -> str | None:
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:

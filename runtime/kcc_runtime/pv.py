@@ -53,12 +53,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar, Final, TypeAlias
 
 from kcc_runtime.exports import Route
 from kcc_runtime.htable import Table as HtTable
 from kcc_runtime.htable import count_matcher
+from kcc_runtime.memory import parse_cache
 from kcc_runtime.sip import Request, Response, SipParseError
 from kcc_runtime.sip.message import canonical_name
 from kcc_runtime.sip.uri import CACHED_MAX_LEN
@@ -193,7 +193,7 @@ def split_uri(text: str) -> UriParts | None:
     return _split_uri(text)
 
 
-@lru_cache(maxsize=1024)
+@parse_cache(maxsize=1024)
 def _split_uri(text: str) -> UriParts | None:
     """:func:`split_uri`, remembered."""
     found = _SCHEME.match(text)

@@ -76,3 +76,25 @@ def test_without_malloc_trim_nothing_happens(monkeypatch: pytest.MonkeyPatch) ->
     clock.now += 5.0
     trimmer()
     assert trimmer.trims == 0
+
+
+def test_a_trim_empties_the_parse_caches() -> None:
+    """Nothing a parse cache holds outlives one trim interval, so entries stored among
+    a burst's objects do not keep that burst's arenas alive (memory's docstring)."""
+    from kcc_runtime.engine import _ip_literal_cached
+    from kcc_runtime.sip.headers import _parse_cseq_cached, parse_cseq
+    from kcc_runtime.sip.uri import _parse_uri_cached, parse_uri
+
+    caches = [_parse_uri_cached, _parse_cseq_cached, _ip_literal_cached]
+    parse_uri(b"sip:alice@example.com")
+    parse_cseq(b"1 INVITE")
+    _ip_literal_cached("127.0.0.1")
+    assert all(cache.cache_info().currsize > 0 for cache in caches)
+    clock = Clock()
+    trimmer = Trimmer(30.0, clock)
+    trimmer()
+    assert all(cache.cache_info().currsize > 0 for cache in caches)  # not yet due
+    clock.now += 30.0
+    trimmer()
+    assert [cache.cache_info().currsize for cache in caches] == [0, 0, 0]
+    assert parse_uri(b"sip:alice@example.com").host == "example.com"  # parsed again

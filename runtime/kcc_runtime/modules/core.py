@@ -10,7 +10,6 @@ the flag functions, ``log`` and the ``set_{forward,reply}_*`` switches are allow
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Final
@@ -29,6 +28,7 @@ from kcc_runtime.exports import (
     PvExport,
     Route,
 )
+from kcc_runtime.memory import parse_cache
 from kcc_runtime.pv import current_ruri, set_ruri
 from kcc_runtime.sip import Request, SipParseError, parse_uri
 from kcc_runtime.sip.uri import CACHED_MAX_LEN
@@ -150,7 +150,7 @@ def split_uri(text: str) -> UriParts | None:
     return _split_uri(text)
 
 
-@functools.lru_cache(maxsize=4096)
+@parse_cache(maxsize=4096)
 def _split_uri(text: str) -> UriParts | None:
     """:func:`split_uri`, remembered.
 

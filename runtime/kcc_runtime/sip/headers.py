@@ -14,10 +14,10 @@ spliced without re-serializing anything else. The patterns come from ``abnf.py``
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Final, NamedTuple
 
+from kcc_runtime.memory import parse_cache
 from kcc_runtime.sip import abnf
 from kcc_runtime.sip.errors import SipParseError
 from kcc_runtime.sip.uri import CACHED_MAX_LEN, Params, Uri, parse_uri
@@ -433,7 +433,7 @@ def parse_cseq(raw: bytes, *, loose: bool = False) -> CSeq:
 _CSEQ_CACHE_SIZE: Final = 1024
 
 
-@functools.lru_cache(maxsize=_CSEQ_CACHE_SIZE)
+@parse_cache(maxsize=_CSEQ_CACHE_SIZE)
 def _parse_cseq_cached(raw: bytes, loose: bool) -> CSeq:
     stripped = raw.strip(_LWS)
     m = (abnf.CSEQ_LOOSE_RE if loose else abnf.CSEQ_RE).match(stripped)

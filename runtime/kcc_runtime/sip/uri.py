@@ -15,11 +15,11 @@ unless the routing logic replaced it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
+from kcc_runtime.memory import parse_cache
 from kcc_runtime.sip import abnf
 from kcc_runtime.sip.errors import SipParseError
 
@@ -126,7 +126,7 @@ _URI_CACHE_SIZE: Final = 4096
 CACHED_MAX_LEN: Final = 256
 
 
-@functools.lru_cache(maxsize=_URI_CACHE_SIZE)
+@parse_cache(maxsize=_URI_CACHE_SIZE)
 def _parse_uri_cached(raw: bytes) -> Uri:
     colon = raw.find(b":")
     if colon <= 0:
