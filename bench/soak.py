@@ -12,13 +12,16 @@ What it does, on free loopback ports:
 1. Builds ``examples/stateful_rr.cfg`` with its backends moved to two free ports
    (``proxy_bench.make_setup``) and starts it with ``--children`` workers (2) and
    ``--allow-dst 127.0.0.0/8,::1``; two SIPp UAS backends (``uas_rr.xml``).
-2. Warm-up: ``--warmup`` fuzzed datagrams (10 %, at least 5,000) and 20 valid calls,
-   then a settle pause. The first hundred thousand datagrams fill what is bounded but
-   filled once: the parse caches (4,096 entries of up to 256 characters each), the
-   pages of code and of the shared tables first touched by rare paths, the worker's
-   heap grown to the in-flight high-water mark (glibc keeps freed memory; the
-   worker's trimmer returns it every 30 s, :mod:`kcc_runtime.memory`). The baseline
-   is taken after that: the proxy tree's RSS and PSS (the sum over the supervisor and
+2. Warm-up: the soak's traffic, shorter: ``--warmup`` fuzzed datagrams (10 %, at
+   least 5,000) with valid calls at ``--call-rate`` beside them, then a settle pause.
+   It touches what is touched once: the pages of code and of the shared tables first
+   reached by rare paths, and the workers' heaps grown to that traffic's in-flight
+   high-water mark. CPython gives a 1 MB arena of small objects back only once it is
+   empty, and the arenas a load needs stay partly used after it; glibc's freed pages
+   go back at the worker's next trim, as do the parse caches' entries
+   (:mod:`kcc_runtime.memory`). So the growth measured is what the soak adds beyond
+   the first tenth of the same traffic: a leak, not the first load's high-water mark.
+   The baseline is taken after that: the proxy tree's RSS and PSS (the sum over the supervisor and
    its workers, ``/proc/PID/smaps_rollup``) and the workers' PIDs. The memory of the
    idle proxy, before the warm-up, is printed too, with the growth from it.
 3. The soak: a SIPp UAC (``uac_rr.xml``: INVITE, 100/180/200, ACK and BYE
@@ -233,12 +236,14 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
     print(f"proxy pid {root} on 127.0.0.1:{port}, {args.children} workers", flush=True)
     idle = tree_memory(root)
     print(f"idle:   RSS {idle.rss_kb} kB, PSS {idle.pss_kb} kB", flush=True)
-    with UacRun(workdir, port, calls=20, rate=10.0, timeout=60.0) as warm:
+    warm_calls = max(20, int(args.warmup / args.rate * args.call_rate))
+    warm_timeout = args.warmup / args.rate * 2 + 120
+    with UacRun(workdir, port, calls=warm_calls, rate=args.call_rate, timeout=warm_timeout) as warm:
         send_fuzz(port, args.warmup, seed=args.seed + 1, rate=args.rate, sources=args.sources)
         warm_uac = warm.result()
     time.sleep(args.settle)
     before, pids_before = tree_memory(root), workers(root)
-    print(f"warm-up: {args.warmup} datagrams, valid calls {warm_uac.successful}/20 ok")
+    print(f"warm-up: {args.warmup} datagrams, valid calls {warm_uac.successful}/{warm_calls} ok")
     print(f"before: RSS {before.rss_kb} kB, PSS {before.pss_kb} kB, workers {sorted(pids_before)}")
 
     seconds = args.datagrams / args.rate
