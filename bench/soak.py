@@ -169,6 +169,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=5000.0, help="fuzzed datagrams/s")
     parser.add_argument("--call-rate", type=float, default=20.0, help="valid calls/s")
     parser.add_argument("--children", type=int, default=2)
+    parser.add_argument(
+        "--proxy",
+        choices=("kcc", "kamailio"),
+        default="kcc",
+        help="what runs the cfg: kcc's proxy, or Kamailio as the reference for memory",
+    )
     parser.add_argument("--sources", type=int, default=4, help="fuzzing sockets")
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--warmup", type=int, help="warm-up datagrams (10 %%, >= 5,000)")
@@ -215,12 +221,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kcc-soak-") as tmp:
         workdir = Path(tmp)
         setup = make_setup(PROFILES["stateful_rr"], workdir, args.children)
-        if setup.kcc_module is None:
+        if args.proxy == "kcc" and setup.kcc_module is None:
             print(f"kcc proxy missing: {setup.kcc_missing_reason}", file=sys.stderr)
+            return 2
+        if args.proxy == "kamailio" and shutil.which("kamailio") is None:
+            print("kamailio is not installed (scripts/setup.sh installs it)", file=sys.stderr)
             return 2
         backends = [start_uas(workdir, port, "uas_rr.xml") for port in setup.backends]
         try:
-            with running_proxy(setup, "kcc") as (proxy, port):
+            with running_proxy(setup, args.proxy) as (proxy, port):
                 ok = soak(args, workdir, proxy.pid, port)
         finally:
             for uas in backends:
@@ -233,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
     """Warm up, measure, soak, settle, measure; print the figures; whether every
     acceptance criterion holds."""
-    print(f"proxy pid {root} on 127.0.0.1:{port}, {args.children} workers", flush=True)
+    print(f"{args.proxy} pid {root} on 127.0.0.1:{port}, {args.children} workers", flush=True)
     idle = tree_memory(root)
     print(f"idle:   RSS {idle.rss_kb} kB, PSS {idle.pss_kb} kB", flush=True)
     warm_calls = max(20, int(args.warmup / args.rate * args.call_rate))
