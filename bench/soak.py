@@ -19,8 +19,9 @@ What it does, on free loopback ports:
    high-water mark. CPython gives a 1 MB arena of small objects back only once it is
    empty, and the arenas a load needs stay partly used after it; glibc's freed pages
    go back at the worker's next trim, as do the parse caches' entries
-   (:mod:`kcc_runtime.memory`). So the growth measured is what the soak adds beyond
-   the first tenth of the same traffic: a leak, not the first load's high-water mark.
+   (:mod:`kcc_runtime.memory`). The growth measured is what the soak adds beyond the
+   first tenth of the same traffic (it still includes a higher in-flight peak the
+   longer soak reaches: a 700,000-datagram warm-up did not lower it).
    The baseline is taken after that: the proxy tree's RSS and PSS (the sum over the supervisor and
    its workers, ``/proc/PID/smaps_rollup``) and the workers' PIDs. The memory of the
    idle proxy, before the warm-up, is printed too, with the growth from it.

@@ -20,8 +20,9 @@ entries land among the burst's short-lived objects, one here and one there, and 
 those arenas alive after the burst is over. Each trim therefore empties them first:
 nothing a cache holds is older than one interval, an idle worker's caches are empty,
 and the arenas the burst grew can go. Measured with ``bench/soak.py`` (300,000 fuzzed
-datagrams): without the caches a worker ended 1.5 MB of live objects and an arena
-smaller; refilling them costs a few hundred parses per worker per interval.
+datagrams): with the caches off, a worker ended the soak with 1.5 MB fewer live
+objects and one or two arenas fewer; refilling them costs a few hundred parses per
+worker per interval.
 """
 
 from __future__ import annotations
