@@ -120,8 +120,25 @@ class Running:
 
     def __exit__(self, *exc: object) -> None:
         self.transport.stop()
+        assert self.stopped()
+
+    def drain(self, timeout: float) -> None:
+        """Ask the running transport to drain (what SIGTERM does), from this thread."""
+        loop = self.transport.loop
+        assert loop is not None
+        loop.call_soon_threadsafe(self.transport.drain, timeout)
+
+    def stopped(self) -> bool:
+        """Whether the transport's loop has ended, waiting up to ``TIMEOUT`` for it."""
         self.thread.join(TIMEOUT)
-        assert not self.thread.is_alive()
+        return not self.thread.is_alive()
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` until it holds or ``TIMEOUT`` passes (the caller asserts)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def udp_client(ip: str = "127.0.0.1") -> socket.socket:
@@ -279,9 +296,7 @@ def test_tcp_connections_beyond_the_maximum_are_closed(engine: Echo) -> None:
         assert len(engine.received) == 2
         # a slot freed is a slot for the next connection
         kept.pop().close()
-        deadline = time.monotonic() + TIMEOUT
-        while len(transport._conns) > 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(transport._conns) <= 1)
         again = socket.create_connection(("127.0.0.1", local.port), timeout=TIMEOUT)
         again.sendall(SIP)
         assert _recv_exact(again, len(expected)) == expected
@@ -325,9 +340,7 @@ def test_tcp_connections_opened_count_against_the_maximum(engine: Echo) -> None:
         peer, _ = first.accept()
         peer.settimeout(TIMEOUT)
         assert _recv_exact(peer, 6) == b"hello|"
-        deadline = time.monotonic() + TIMEOUT
-        while transport.stats["tcp_refused"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: transport.stats["tcp_refused"] != 0)
         assert transport.stats["tcp_refused"] == 1
         second.settimeout(0.5)
         with pytest.raises(TimeoutError):
@@ -345,9 +358,8 @@ def test_tcp_connect_failure_is_counted(engine: Echo) -> None:
         client.sendto(b"to:tcp:127.0.0.1:%d:lost" % closed, ("127.0.0.1", udp.port))
         client.sendto(b"ping", ("127.0.0.1", udp.port))
         assert client.recv(100) == b"echo:ping"
-        deadline = time.monotonic() + TIMEOUT  # the connect fails asynchronously
-        while transport.stats["tcp_connect_failed"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # the connect fails asynchronously
+        wait_until(lambda: transport.stats["tcp_connect_failed"] != 0)
         assert transport.stats["tcp_connect_failed"] == 1
 
 
@@ -529,11 +541,10 @@ def test_drain_serves_what_is_under_way_then_stops() -> None:
     udp = Sock("udp", "127.0.0.1", free_port())
     tcp = Sock("tcp", "127.0.0.1", free_port(socket.SOCK_STREAM))
     running = Running(engine, [udp, tcp], TransportOptions(drain_timeout=30.0))
-    with udp_client() as client, running as transport:
+    with udp_client() as client, running:
         client.sendto(b"hold", (udp.ip, udp.port))
         assert client.recv(100) == b"held"
-        assert transport.loop is not None
-        transport.loop.call_soon_threadsafe(transport.drain, 30.0)
+        running.drain(30.0)
         assert engine.drain_begun.wait(TIMEOUT)
         client.sendto(b"INVITE", (udp.ip, udp.port))
         assert client.recv(100) == b"refused:INVITE"  # served, and refused by the engine
@@ -546,8 +557,7 @@ def test_drain_serves_what_is_under_way_then_stops() -> None:
         assert running.thread.is_alive()  # one transaction pending: still serving
         client.sendto(b"done", (udp.ip, udp.port))
         assert client.recv(100) == b"finished"
-        running.thread.join(TIMEOUT)
-        assert not running.thread.is_alive()  # nothing pending: stopped by itself
+        assert running.stopped()  # nothing pending: stopped by itself
     assert engine.aborted == 0
 
 
@@ -555,16 +565,14 @@ def test_drain_deadline_answers_what_is_left() -> None:
     engine = Draining()
     udp = Sock("udp", "127.0.0.1", free_port())
     running = Running(engine, [udp], TransportOptions(drain_timeout=0.3))
-    with udp_client() as client, running as transport:
+    with udp_client() as client, running:
         client.sendto(b"hold", (udp.ip, udp.port))
         assert client.recv(100) == b"held"
-        assert transport.loop is not None
         begun = time.monotonic()
-        transport.loop.call_soon_threadsafe(transport.drain, 0.3)
+        running.drain(0.3)
         assert client.recv(100) == b"aborted"
         assert time.monotonic() - begun >= 0.3
-        running.thread.join(TIMEOUT)
-        assert not running.thread.is_alive()
+        assert running.stopped()
     assert engine.aborted == 1
 
 
@@ -572,28 +580,24 @@ def test_a_second_drain_request_stops_at_once() -> None:
     engine = Draining()
     udp = Sock("udp", "127.0.0.1", free_port())
     running = Running(engine, [udp], TransportOptions(drain_timeout=30.0))
-    with udp_client() as client, running as transport:
+    with udp_client() as client, running:
         client.sendto(b"hold", (udp.ip, udp.port))
         assert client.recv(100) == b"held"
-        assert transport.loop is not None
-        transport.loop.call_soon_threadsafe(transport.drain, 30.0)
+        running.drain(30.0)
         assert engine.drain_begun.wait(TIMEOUT)
         client.sendto(b"INVITE", (udp.ip, udp.port))
         assert client.recv(100) == b"refused:INVITE"
-        transport.loop.call_soon_threadsafe(transport.drain, 30.0)
-        running.thread.join(TIMEOUT)
-        assert not running.thread.is_alive()
+        running.drain(30.0)
+        assert running.stopped()
     assert engine.aborted == 0  # stopped without waiting, nothing answered
 
 
 def test_an_engine_that_cannot_drain_stops_at_once(engine: Echo) -> None:
     udp = Sock("udp", "127.0.0.1", free_port())
     running = Running(engine, [udp], TransportOptions(drain_timeout=30.0))
-    with running as transport:
-        assert transport.loop is not None
-        transport.loop.call_soon_threadsafe(transport.drain, 30.0)
-        running.thread.join(TIMEOUT)
-        assert not running.thread.is_alive()
+    with running:
+        running.drain(30.0)
+        assert running.stopped()
 
 
 class BrokenPending(Draining):
@@ -606,8 +610,6 @@ def test_a_drain_whose_engine_fails_to_count_stops() -> None:
     udp = Sock("udp", "127.0.0.1", free_port())
     running = Running(engine, [udp], TransportOptions(drain_timeout=30.0))
     with running as transport:
-        assert transport.loop is not None
-        transport.loop.call_soon_threadsafe(transport.drain, 30.0)
-        running.thread.join(TIMEOUT)
-        assert not running.thread.is_alive()
+        running.drain(30.0)
+        assert running.stopped()
         assert transport.stats["engine_errors"] == 1
