@@ -109,7 +109,7 @@ def workers(root: int) -> set[int]:
 
 @dataclass
 class Uac:
-    """A SIPp UAC run in a thread: its statistics once it ended."""
+    """What a SIPp UAC run ended with (from its ``-trace_stat`` file)."""
 
     created: int = 0
     successful: int = 0
