@@ -19,10 +19,10 @@ URIs, CSeqs, IP literals, each bounded) fill from the network, so during a burst
 entries land among the burst's short-lived objects, one here and one there, and keep
 those arenas alive after the burst is over. Each trim therefore empties them first:
 nothing a cache holds is older than one interval, and an idle worker's caches are
-empty, so they are not what keeps the burst's arenas. Measured with ``bench/soak.py`` (300,000 fuzzed
-datagrams): with the caches off, a worker ended the soak with 1.5 MB fewer live
-objects and one or two arenas fewer; refilling them costs a few hundred parses per
-worker per interval.
+empty, so they are not what keeps the burst's arenas. Measured with
+``bench/soak.py`` (300,000 fuzzed datagrams): with the caches off, a worker ended
+the soak with 1.5 MB fewer live objects and one or two arenas fewer; refilling them
+costs a few hundred parses per worker per interval.
 """
 
 from __future__ import annotations
