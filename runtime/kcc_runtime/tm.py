@@ -597,11 +597,12 @@ class Tm:
         retransmitted until ACKed -- measured: after the script's stateless
         ``sl_reply_error()``, ``478 Unresolvable destination (478/TM)`` for a host
         that does not resolve. The request the transaction keeps sheds its long
-        parsed lists (:meth:`~kcc_runtime.sip.Message.shed_lists`)."""
+        parsed lists and packs a long header index
+        (:meth:`~kcc_runtime.sip.Message.shed`)."""
         cell = self.cell_of(ctx)
         if cell is None:
             return
-        cell.request.shed_lists()
+        cell.request.shed()
         if cell.error is None or cell.final_sent or cell.branches:
             return
         code, text, number = cell.error

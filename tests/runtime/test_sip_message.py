@@ -22,6 +22,7 @@ from kcc_runtime.sip.headers import (
     parse_vias_general,
     split_list,
 )
+from kcc_runtime.sip.message import PackedSpans
 
 from .corpus import CASES
 
@@ -638,3 +639,37 @@ def test_parser_caches_keep_short_values_only() -> None:
     assert core._split_uri.cache_info().currsize == before
     short = b"sip:bob@example.com"
     assert uri.parse_uri(short) is uri.parse_uri(short)  # short values are cached
+
+
+def test_shed_packs_a_finished_long_index_that_reads_the_same() -> None:
+    lines = b"".join(b"Route: <sip:127.0.0.1:%d;lr>\r\n" % (5060 + n) for n in range(199))
+    data = INVITE.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\n" + lines)
+    msg = parse_message(data)
+    assert msg.shed() == 0
+    assert isinstance(msg._spans, list)  # not packed before the index is finished
+    names, spans = list(msg.names), list(msg.spans)
+    assert len(names) == 208
+    msg.shed()
+    packed = msg.spans
+    assert isinstance(packed, PackedSpans)
+    assert msg.names == names
+    assert list(packed) == spans
+    assert len(packed) == len(spans)
+    assert [packed[i] for i in range(len(spans))] == spans
+    assert packed[-1] == spans[-1]
+    assert packed[3:6] == spans[3:6]
+    with pytest.raises(IndexError):
+        packed[208]
+    # every read and edit goes on from the packed index
+    assert len(msg.routes) == 199
+    assert msg.call_id == "a84b4c76e66710@pc33.atlanta.example.com"
+    assert msg.remove_header("Route") == 199
+    assert b"Route:" not in msg.serialize()
+    assert msg.serialize() == INVITE
+
+
+def test_shed_leaves_a_short_index_a_list() -> None:
+    msg = parse_message(INVITE)
+    _ = msg.names
+    msg.shed()
+    assert isinstance(msg.spans, list)
