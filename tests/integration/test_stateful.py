@@ -36,6 +36,7 @@ SIPp discards them, which no assertion here depends on.
 from __future__ import annotations
 
 import re
+import socket
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -377,3 +378,41 @@ def test_caller_outside_allowed_subnets_gets_403(
     assert allowed.backends == (uas1.port,)
     assert len(received_requests(uas1)) == 3  # the allowed call's INVITE, ACK and BYE
     assert received_requests(uas2) == []
+
+
+def test_a_request_routed_back_to_the_proxy_goes_round_once_per_route(
+    impl: str, children: int, services: Services
+) -> None:
+    # bench/soak.py's fuzzer duplicates header lines: an in-dialog request whose
+    # Route names the proxy, ten times. loose_route() consumes one Route a pass and
+    # the cfg checks no Max-Forwards, so the request goes round the proxy ten times,
+    # a Via and a transaction each time, then to its Request-URI
+    proxy = start_proxy(services, impl, "stateful_rr", free_udp_ports(2), children=children)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as target,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller,
+    ):
+        target.bind(("127.0.0.1", 0))
+        target.settimeout(10.0)
+        caller.bind(("127.0.0.1", 0))
+        ruri = f"sip:bob@127.0.0.1:{target.getsockname()[1]}"
+        port = caller.getsockname()[1]
+        via = f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-round;rport"
+        bye = (
+            f"BYE {ruri} SIP/2.0\r\n{via}\r\n"
+            + f"Route: <sip:127.0.0.1:{proxy.port};lr>\r\n" * 10
+            + "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\n"
+            "To: <sip:bob@example.com>;tag=b1\r\nCall-ID: round@example.com\r\n"
+            "CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        )
+        caller.sendto(bye.encode(), ("127.0.0.1", proxy.port))
+        data, _ = target.recvfrom(65535)
+    lines = data.decode().split("\r\n")
+    assert lines[0] == f"BYE {ruri} SIP/2.0"
+    vias = [line for line in lines if line.startswith("Via:")]
+    assert len(vias) == 11
+    assert all(v.startswith("Via: SIP/2.0/UDP 127.0.0.1:") for v in vias[:10])
+    # the caller's, with received and rport filled in at the first pass
+    assert vias[10] == via.replace(";branch", ";received=127.0.0.1;branch") + f"={port}"
+    assert [line for line in lines if line.startswith("Route:")] == []
+    assert "Max-Forwards: 70" in lines
