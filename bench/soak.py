@@ -20,8 +20,13 @@ What it does, on free loopback ports:
    empty, and the arenas a load needs stay partly used after it; glibc's freed pages
    go back at the worker's next trim, as do the parse caches' entries
    (:mod:`kcc_runtime.memory`). The growth measured is what the soak adds beyond the
-   first tenth of the same traffic (it still includes a higher in-flight peak the
-   longer soak reaches: a 700,000-datagram warm-up did not lower it).
+   first tenth of the same traffic. The soak's peaks come from fuzzed requests that
+   loop through the proxy: a Route to the proxy itself, its line duplicated up to 199
+   times, makes up to 199 hops (the cfg, like the book's, checks no Max-Forwards, and
+   Kamailio loops the same way), each hop a transaction tm keeps for its 32 s timer;
+   about 100 of them at once per worker. What those keep in small objects is what
+   can stay behind, hence ``Message.shed`` (a kept request's long header index is
+   packed into one array).
    The baseline is taken after that: the proxy tree's RSS and PSS (the sum over the supervisor and
    its workers, ``/proc/PID/smaps_rollup``) and the workers' PIDs. The memory of the
    idle proxy, before the warm-up, is printed too, with the growth from it.
@@ -39,9 +44,11 @@ What it does, on free loopback ports:
    failed``, ``Traceback``).
 
 It prints the figures and exits 0 only when every criterion holds: no worker
-restarted (same PIDs, no restart line), every valid call succeeded, PSS and RSS grew
-less than 5 %, the OPTIONS was answered, no internal error in the log. The default
-run takes about 9 minutes on 2 cores.
+restarted (same PIDs, no restart line), every valid call succeeded, RSS grew less
+than 5 % (the issue's criterion), and so did PSS (stricter: the RSS summed over the
+processes counts their shared pages, code and libraries, once per process, which
+dilutes a worker's growth), the OPTIONS was answered, no internal error in the log.
+The default run takes about 9 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -289,7 +296,8 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
     checks = {
         "no worker restarted": pids_before == pids_after and not restarts,
         "every valid call succeeded": uac.successful == calls and uac.failed == 0,
-        "memory growth < 5 %": rss < GROWTH_LIMIT and pss < GROWTH_LIMIT,
+        "RSS growth < 5 % (issue 9's criterion)": rss < GROWTH_LIMIT,
+        "PSS growth < 5 % (stricter: shared pages counted once)": pss < GROWTH_LIMIT,
         "answers OPTIONS afterwards": answered,
         "no internal error logged": not errors,
         "every datagram sent": sent.sent == args.datagrams,
