@@ -79,11 +79,14 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-#: the cached parsed lists :meth:`Message.shed` may let go, and how many values
-#: they may hold before it does (a request through a few dozen proxies stays below);
-#: also how many header lines an index may have before it packs them
+#: the cached parsed lists :meth:`Message.shed` may let go, and how many values they
+#: may hold in all before it does: a parsed Via keeps ~30 small objects, and tm reads
+#: none of them again (a failure route that does parses them again)
 _LIST_KEYS: Final = ("vias", "Route", "Record-Route", "Contact")
-SHED_LIST_ITEMS: Final = 64
+SHED_LIST_ITEMS: Final = 8
+#: how many header lines a finished index may have before :meth:`Message.shed` packs
+#: it (a plain call's requests have about a dozen: they stay lists)
+PACK_INDEX_LINES: Final = 16
 
 
 class PackedSpans(Sequence[tuple[int, int, int, int]]):
@@ -449,7 +452,7 @@ class Message:
         """Every Record-Route value in order (§20.30)."""
         return self._name_addr_list(b"record-route", "Record-Route")
 
-    def shed(self, keep: int = SHED_LIST_ITEMS) -> int:
+    def shed(self, keep: int = SHED_LIST_ITEMS, pack: int = PACK_INDEX_LINES) -> int:
         """Forget the parsed Via, Route, Record-Route and Contact lists when they hold
         more than ``keep`` values in all (they are parsed again if asked for); how
         many values were let go. A message a transaction keeps for seconds keeps its
@@ -458,10 +461,10 @@ class Message:
         a few hundred transactions at once, leave the allocator's arenas fragmented
         after they are freed.
 
-        For the same reason a finished header index of more than ``keep`` lines is
+        For the same reason a finished header index of more than ``pack`` lines is
         packed: its offsets into one :class:`PackedSpans`, each repeated name into
         one object (a line's name is a new bytes object when indexed)."""
-        if self._scan >= self.hdr_end and len(self._names) > keep:
+        if self._scan >= self.hdr_end and len(self._names) > pack:
             if isinstance(self._spans, list):
                 self._spans = PackedSpans(self._spans)
             first: dict[bytes, bytes] = {}
