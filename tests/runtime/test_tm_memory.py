@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import sys
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -210,13 +210,36 @@ def test_short_lists_stay_parsed() -> None:
     assert cell.request._cache.get("vias") is vias
 
 
-def many_lines_invite(cid: str, lines: int) -> bytes:
-    """``invite(cid)`` with ``lines`` more header lines, each its own Record-Route (as
-    a fuzzer's duplicated line makes them)."""
-    data = invite(cid)
-    head, _, rest = data.partition(b"\r\nMax-Forwards")
-    more = b"".join(b"\r\nRecord-Route: <sip:10.0.0.%d;lr>" % (i % 250) for i in range(lines))
-    return head + more + b"\r\nMax-Forwards" + rest
+def invite_with_lines(cid: str, lines: Iterable[bytes]) -> bytes:
+    """``invite(cid)`` with ``lines`` (each a whole header line) above Max-Forwards."""
+    head, sep, rest = invite(cid).partition(b"\r\nMax-Forwards")
+    return head + b"".join(b"\r\n" + line for line in lines) + sep + rest
+
+
+def record_route_lines(count: int) -> list[bytes]:
+    """``count`` Record-Route lines, as a fuzzer's duplicated line makes them."""
+    return [b"Record-Route: <sip:10.0.0.%d;lr>" % (i % 250) for i in range(count)]
+
+
+def via_lines(count: int) -> list[bytes]:
+    """``count`` Via lines, as ``count`` proxies (or passes of a loop) add them."""
+    return [
+        b"Via: SIP/2.0/UDP 127.0.0.1:%d;received=127.0.0.1;branch=z9hG4bK-%d" % (6000 + i, i)
+        for i in range(count)
+    ]
+
+
+def blocks_per_held_call(p: Proxy, lines: list[bytes]) -> float:
+    """Small-allocator blocks each of 100 INVITEs carrying ``lines`` leaves held by
+    its transaction (the backends do not answer), after three to warm up."""
+    for n in range(3):
+        p.receive(invite_with_lines(f"warm{n}", lines), CALLER, ME)
+    gc.collect()
+    before = sys.getallocatedblocks()
+    for n in range(100):
+        p.receive(invite_with_lines(f"held{n}", lines), CALLER, ME)
+    gc.collect()
+    return (sys.getallocatedblocks() - before) / 100
 
 
 def test_a_held_request_with_many_lines_keeps_a_packed_index() -> None:
@@ -224,14 +247,7 @@ def test_a_held_request_with_many_lines_keeps_a_packed_index() -> None:
     # is one array of offsets and one object per distinct name at the end of the
     # route, not a tuple and up to four int objects a line (~1,000 small objects)
     p, _ = make("stateful_rr")
-    for n in range(3):
-        p.receive(many_lines_invite(f"warm{n}", 199), CALLER, ME)
-    gc.collect()
-    before = sys.getallocatedblocks()
-    for n in range(100):
-        p.receive(many_lines_invite(f"lines{n}", 199), CALLER, ME)
-    gc.collect()
-    per_call = (sys.getallocatedblocks() - before) / 100
+    per_call = blocks_per_held_call(p, record_route_lines(199))
     cells = p.tm.pending()
     assert len(cells) == 103
     request = cells[-1].request
@@ -239,7 +255,7 @@ def test_a_held_request_with_many_lines_keeps_a_packed_index() -> None:
     assert len(request.names) == len(request.spans) > 199
     assert request.names.count(b"record-route") == 199
     assert len({id(name) for name in request.names}) < 15
-    assert request.header("Call-ID") == "lines99@example.com"
+    assert request.header("Call-ID") == "held99@example.com"
     # measured: 97 small-allocator blocks a held call (its transactions, context,
     # the 100 Trying...; 109 for the same INVITE without the 199 lines, its index
     # left a list), 1,101 when the index stayed lists
@@ -253,29 +269,11 @@ def test_a_short_index_stays_a_list() -> None:
     assert isinstance(cell.request.spans, list)
 
 
-def long_via_lines_invite(cid: str, hops: int) -> bytes:
-    """``invite(cid)`` with ``hops`` more Via lines under the top one."""
-    data = invite(cid)
-    head, sep, rest = data.partition(b"\r\nMax-Forwards")
-    more = b"".join(
-        b"\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;received=127.0.0.1;branch=z9hG4bK-%d" % (6000 + i, i)
-        for i in range(hops)
-    )
-    return head + more + sep + rest
-
-
 def test_a_held_request_through_many_proxies_keeps_no_parsed_vias() -> None:
     # 30 Via lines (a request that went round the proxy 30 times, or through 30
     # proxies): kept parsed, each Via held ~30 small objects for the transaction's life
     p, _ = make("stateful_rr")
-    for n in range(3):
-        p.receive(long_via_lines_invite(f"warm{n}", 30), CALLER, ME)
-    gc.collect()
-    before = sys.getallocatedblocks()
-    for n in range(100):
-        p.receive(long_via_lines_invite(f"vias{n}", 30), CALLER, ME)
-    gc.collect()
-    per_call = (sys.getallocatedblocks() - before) / 100
+    per_call = blocks_per_held_call(p, via_lines(30))
     request = p.tm.pending()[-1].request
     assert "vias" not in request._cache
     assert isinstance(request.spans, PackedSpans)

@@ -464,9 +464,9 @@ class Message:
         For the same reason a finished header index of more than ``pack`` lines is
         packed: its offsets into one :class:`PackedSpans`, each repeated name into
         one object (a line's name is a new bytes object when indexed)."""
-        if self._scan >= self.hdr_end and len(self._names) > pack:
-            if isinstance(self._spans, list):
-                self._spans = PackedSpans(self._spans)
+        spans = self._spans
+        if isinstance(spans, list) and self._scan >= self.hdr_end and len(spans) > pack:
+            self._spans = PackedSpans(spans)
             first: dict[bytes, bytes] = {}
             self._names = [first.setdefault(name, name) for name in self._names]
         cache = self._cache
