@@ -26,7 +26,8 @@ What it does, on free loopback ports:
    Kamailio loops the same way), each hop a transaction tm keeps for its 32 s timer;
    about 100 of them at once per worker. What those keep in small objects is what
    can stay behind, hence ``Message.shed`` (a kept request's long header index is
-   packed into one array).
+   packed into one array, and so is the negative reply a loop's backend sends back
+   through every pass, which each pass's branch keeps).
    The baseline is taken after that: the proxy tree's RSS and PSS (the sum over the supervisor and
    its workers, ``/proc/PID/smaps_rollup``) and the workers' PIDs. The memory of the
    idle proxy, before the warm-up, is printed too, with the growth from it.

@@ -882,6 +882,7 @@ class Tm:
         br.reply_received = _received_of(event, cell)
         self._branch_failure(cell, br)
         self._complete(cell)
+        msg.shed()  # the branch keeps the reply until the cell ends: not its parse tree
 
     def _relay(self, cell: Cell, msg: Response) -> None:
         data = self.proxy.strip_top_via(msg)

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 
 import pytest
 from kcc_runtime.engine import Proxy
-from kcc_runtime.sip.message import PackedSpans
+from kcc_runtime.sip.message import SHED_LIST_ITEMS, PackedSpans
+from kcc_runtime.tm import Cell
 from kcc_runtime.transaction import Transaction
 
 from tests.runtime.test_tm import CALLER, ME, Clock, answer, cancel, invite, make
@@ -280,3 +281,58 @@ def test_a_held_request_through_many_proxies_keeps_no_parsed_vias() -> None:
     assert len(request.vias) == 31  # parsed again when asked for
     # measured: 96 blocks a held call; 1,006 when the Vias stayed parsed
     assert per_call < 200, per_call
+
+
+def looping_bye(cid: str, routes: int) -> bytes:
+    """An in-dialog BYE whose Route names the proxy ``routes`` times more (the soak's
+    fuzzer duplicates header lines): it goes round the proxy once per Route."""
+    again = b"Route: <sip:127.0.0.1:5160;lr>\r\n" * routes
+    return in_dialog(cid, "BYE", 2).replace(b"Max-Forwards", again + b"Max-Forwards", 1)
+
+
+def loop_answered(p: Proxy, cid: str, routes: int, code: int) -> int:
+    """Send ``looping_bye``, deliver every pass back to the proxy, answer the last one
+    with ``code`` as the backend and carry the reply back through every pass; how
+    many passes went round."""
+    me = (ME.ip, ME.port)
+    queue = list(p.receive(looping_bye(cid, routes), CALLER, ME))
+    passes = 0
+    while queue:
+        out = queue.pop(0)
+        if out.dst == me:
+            passes += 1
+            queue.extend(p.receive(out.data, (out.src.ip, out.src.port), ME))
+        elif out.data.startswith(b"BYE "):
+            queue.extend(p.receive(answer(out.data, code, "Not Found"), out.dst, ME))
+    return passes
+
+
+def test_a_negative_reply_a_branch_keeps_is_not_kept_parsed() -> None:
+    # a BYE going round the proxy 199 times, answered 404 by the backend: the reply
+    # carries a Via per pass back through every pass, and each pass's branch keeps it
+    # until its transaction ends (32 s); kept parsed, its Vias and its index were
+    # ~2,000 small objects a pass, the soak's biggest burst
+    p, _ = make("stateful_rr")
+    loop_answered(p, "warm", 5, 404)
+    with collector_off():
+        before = sys.getallocatedblocks()
+        passes = loop_answered(p, "loop", 199, 404)
+        per_cell = (sys.getallocatedblocks() - before) / 200
+    assert passes == 199 * 2  # the BYE's passes, then the 404's
+    cells = [tx.context for tx in p.tm.layer.server_transactions]
+    kept = [
+        br.reply
+        for cell in cells
+        if isinstance(cell, Cell) and cell.request.call_id == "loop@example.com"
+        for br in cell.branches
+        if br.reply is not None
+    ]
+    assert len(kept) == 200  # the caller's transaction and the 199 passes'
+    assert all(reply.status == 404 for reply in kept)
+    assert max(len(reply._cache.get("vias") or ()) for reply in kept) <= SHED_LIST_ITEMS
+    # the caller's Via and one per relay, parsed again when asked for
+    assert max(len(reply.vias) for reply in kept) == 201
+    assert all(isinstance(reply.spans, PackedSpans) for reply in kept if len(reply.spans) > 16)
+    # measured: 144 small-allocator blocks a pass (its two transactions, the request
+    # and the reply they keep); 2,082 with the reply's Vias and index kept parsed
+    assert per_cell < 400, per_cell
