@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from kcc_runtime.engine import Proxy
+from kcc_runtime.engine import Outgoing, Proxy
 from kcc_runtime.sip.message import SHED_LIST_ITEMS, PackedSpans
 from kcc_runtime.tm import Cell
 from kcc_runtime.transaction import Transaction
@@ -336,3 +336,35 @@ def test_a_negative_reply_a_branch_keeps_is_not_kept_parsed() -> None:
     # measured: 144 small-allocator blocks a pass (its two transactions, the request
     # and the reply they keep); 2,082 with the reply's Vias and index kept parsed
     assert per_cell < 400, per_cell
+
+
+def test_a_loop_that_times_out_answers_the_caller_once() -> None:
+    # the same BYE going round 199 times, nothing answering: at fr_timer every pass
+    # answers 408 upstream, to the pass before it, which has timed out too. Kamailio
+    # keeps a timed-out branch for its wait timer and drops that late 408 (its own is
+    # already upstream); kcc ended the branch at once and relayed the 408 statelessly
+    # by its Vias, through the proxy again at every pass: 19,900 relays, 200 408s to
+    # the caller and seconds of a worker's time for one datagram
+    p, clock = make("stateful_rr")
+    me = (ME.ip, ME.port)
+    sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def deliver(outs: list[Outgoing]) -> None:
+        queue = list(outs)
+        while queue:
+            out = queue.pop(0)
+            sent.append((out.data.split(b"\r\n", 1)[0], out.dst))
+            if out.dst == me:
+                queue.extend(p.receive(out.data, (out.src.ip, out.src.port), ME))
+
+    deliver(p.receive(looping_bye("timeout", 199), CALLER, ME))
+    while clock.now < 1040:
+        sent.clear()
+        clock.now += 0.5
+        deliver(p.on_timer(clock.now))
+        if any(line.startswith(b"SIP/2.0 408") for line, _ in sent):
+            break
+    to_caller = [line for line, dst in sent if dst == CALLER]
+    assert to_caller == [b"SIP/2.0 408 Request Timeout"]
+    assert sum(1 for _, dst in sent if dst == me) == 199  # one 408 from each pass
+    assert p.stats["replies_relayed"] == 0
