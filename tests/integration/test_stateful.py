@@ -19,6 +19,9 @@ same config, with the same exact expectations (Kamailio is the oracle).
   the other backend, where every call completes. When both fail, the caller gets the
   final reply of the second branch only (``failure_reply_mode`` 3). A caller outside
   127.0.0.0/24 and 127.0.1.0/24 gets ``403 Forbidden`` from sl and no backend sees it.
+- An in-dialog request whose Route names the proxy ten times goes round the proxy ten
+  times; when nothing answers at its Request-URI, the caller gets one 408 (each pass's
+  late 408 is dropped by the pass before it, which has timed out too).
 
 Every test runs with ``children=1`` and ``children=2``; with two workers a UAC that
 places several calls uses a source port per call (SIPp ``-t un``), so SO_REUSEPORT
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -416,3 +420,50 @@ def test_a_request_routed_back_to_the_proxy_goes_round_once_per_route(
     assert vias[10] == via.replace(";branch", ";received=127.0.0.1;branch") + f"={port}"
     assert [line for line in lines if line.startswith("Route:")] == []
     assert "Max-Forwards: 70" in lines
+
+
+def test_a_loop_nothing_answers_ends_in_one_408(
+    impl: str, children: int, services: Services
+) -> None:
+    # the same loop with nobody at its Request-URI and fr_timer at FR_TIMER_MS: every
+    # pass times out and sends 408 to the pass before it, which has timed out too and
+    # drops it (Kamailio keeps a timed-out branch for its wait timer). The caller gets
+    # one 408; relayed again by their Vias, the late ones once made N^2/2 relays
+    proxy = start_proxy(
+        services,
+        impl,
+        "stateful_rr",
+        free_udp_ports(2),
+        children=children,
+        edit=lambda text: text.replace(
+            'loadmodule "tm.so"\n', 'loadmodule "tm.so"\n' + SHORT_TIMERS
+        ),
+    )
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as target,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller,
+    ):
+        target.bind(("127.0.0.1", 0))
+        caller.bind(("127.0.0.1", 0))
+        ruri = f"sip:bob@127.0.0.1:{target.getsockname()[1]}"
+        port = caller.getsockname()[1]
+        bye = (
+            f"BYE {ruri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-silent;rport\r\n"
+            + f"Route: <sip:127.0.0.1:{proxy.port};lr>\r\n"
+            * 10
+            + "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\n"
+            "To: <sip:bob@example.com>;tag=b1\r\nCall-ID: silent@example.com\r\n"
+            "CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        )
+        caller.sendto(bye.encode(), ("127.0.0.1", proxy.port))
+        replies: list[str] = []
+        deadline = time.monotonic() + FR_TIMER_MS / 1000 + 4.0
+        while (left := deadline - time.monotonic()) > 0:
+            caller.settimeout(left)
+            try:
+                data, _ = caller.recvfrom(65535)
+            except TimeoutError:
+                break
+            replies.append(data.decode().split("\r\n", 1)[0])
+    assert replies == ["SIP/2.0 408 Request Timeout"]
