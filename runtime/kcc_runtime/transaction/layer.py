@@ -25,7 +25,10 @@ and ``fr_inv_timer`` after, Timer H is ``fr_timer``, the completed-state waits a
 to the TU in any state of an INVITE client (the proxy always forwards 2xx, §16.7 step 5).
 When an INVITE client times out after a 1xx (``fr_inv_timer``) it is not dropped: it
 moves to Completed, so the 487 that follows the TU's CANCEL is still ACKed hop by hop and
-handed to the TU, as tm keeps the branch until the cell's wait timer ends.
+handed to the TU, as tm keeps the branch until the cell's wait timer ends. A
+non-INVITE client that times out (``fr_timer``) moves to Completed as well, for Timer K
+(``wt_timer``): a late final reply is absorbed there, as tm drops it once the cell has
+answered upstream, instead of reaching the proxy's stateless path as a stray reply.
 
 Timers live in one heap of ``(when, seq, tx, name)``; a transaction records the ``seq``
 of each armed timer by name and cancelling is forgetting it (lazy deletion: stale heap
