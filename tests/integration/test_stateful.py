@@ -384,6 +384,18 @@ def test_caller_outside_allowed_subnets_gets_403(
     assert received_requests(uas2) == []
 
 
+def looping_bye(ruri: str, via: str, call: str, proxy_port: int) -> bytes:
+    """An in-dialog BYE to ``ruri`` whose Route names the proxy ten times (as
+    ``bench/soak.py``'s fuzzer duplicates header lines)."""
+    return (
+        f"BYE {ruri} SIP/2.0\r\n{via}\r\n"
+        + f"Route: <sip:127.0.0.1:{proxy_port};lr>\r\n" * 10
+        + "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\n"
+        f"To: <sip:bob@example.com>;tag=b1\r\nCall-ID: {call}@example.com\r\n"
+        "CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
 def test_a_request_routed_back_to_the_proxy_goes_round_once_per_route(
     impl: str, children: int, services: Services
 ) -> None:
@@ -402,14 +414,7 @@ def test_a_request_routed_back_to_the_proxy_goes_round_once_per_route(
         ruri = f"sip:bob@127.0.0.1:{target.getsockname()[1]}"
         port = caller.getsockname()[1]
         via = f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-round;rport"
-        bye = (
-            f"BYE {ruri} SIP/2.0\r\n{via}\r\n"
-            + f"Route: <sip:127.0.0.1:{proxy.port};lr>\r\n" * 10
-            + "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\n"
-            "To: <sip:bob@example.com>;tag=b1\r\nCall-ID: round@example.com\r\n"
-            "CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
-        )
-        caller.sendto(bye.encode(), ("127.0.0.1", proxy.port))
+        caller.sendto(looping_bye(ruri, via, "round", proxy.port), ("127.0.0.1", proxy.port))
         data, _ = target.recvfrom(65535)
     lines = data.decode().split("\r\n")
     assert lines[0] == f"BYE {ruri} SIP/2.0"
@@ -446,17 +451,8 @@ def test_a_loop_nothing_answers_ends_in_one_408(
         target.bind(("127.0.0.1", 0))
         caller.bind(("127.0.0.1", 0))
         ruri = f"sip:bob@127.0.0.1:{target.getsockname()[1]}"
-        port = caller.getsockname()[1]
-        bye = (
-            f"BYE {ruri} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-silent;rport\r\n"
-            + f"Route: <sip:127.0.0.1:{proxy.port};lr>\r\n"
-            * 10
-            + "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\n"
-            "To: <sip:bob@example.com>;tag=b1\r\nCall-ID: silent@example.com\r\n"
-            "CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
-        )
-        caller.sendto(bye.encode(), ("127.0.0.1", proxy.port))
+        via = f"Via: SIP/2.0/UDP 127.0.0.1:{caller.getsockname()[1]};branch=z9hG4bK-silent;rport"
+        caller.sendto(looping_bye(ruri, via, "silent", proxy.port), ("127.0.0.1", proxy.port))
         replies: list[str] = []
         deadline = time.monotonic() + FR_TIMER_MS / 1000 + 4.0
         while (left := deadline - time.monotonic()) > 0:

@@ -541,22 +541,23 @@ class TransactionLayer:
             responded = tx.responded
             tx.timed_out = True
         self._events.append(Timeout(tx, name, responded))
-        if isinstance(tx, ClientTransaction) and tx.state is State.PROCEEDING and tx.kind.is_invite:
-            # fr_inv_timer after a 1xx: keep the branch to ACK the 487 after the TU's CANCEL
-            tx._timers.clear()
-            tx.state = State.COMPLETED
-            self._wait(tx, "D", self.config.timer_d(reliable=tx.reliable), now)
-        elif isinstance(tx, ClientTransaction) and not tx.kind.is_invite:
-            # Timer F: Kamailio keeps the cell for its wait timer and drops a late
-            # final reply there (its 408 is already upstream); ended at once, the
-            # transaction would leave that reply to the stateless path, relayed
-            # upstream once more. A request looping through the proxy N times then
-            # made N^2/2 relays of 408s: 19,900 for 199 passes.
-            tx._timers.clear()
-            tx.state = State.COMPLETED
-            self._wait(tx, "K", self.config.timer_k(reliable=tx.reliable), now)
-        else:
+        if not isinstance(tx, ClientTransaction) or (
+            tx.kind.is_invite and tx.state is not State.PROCEEDING
+        ):
             self._terminate(tx)
+            return
+        # A client kept in Completed for its wait timer: an INVITE's fr_inv_timer after
+        # a 1xx keeps the branch to ACK the 487 after the TU's CANCEL (Timer D). A
+        # non-INVITE's Timer F keeps it as Kamailio keeps the cell, dropping a late
+        # final reply there (its 408 is already upstream); ended at once, it left that
+        # reply to the stateless path, relayed upstream once more, and a request
+        # looping through the proxy N times made N^2/2 relays of 408s (Timer K).
+        tx._timers.clear()
+        tx.state = State.COMPLETED
+        if tx.kind.is_invite:
+            self._wait(tx, "D", self.config.timer_d(reliable=tx.reliable), now)
+        else:
+            self._wait(tx, "K", self.config.timer_k(reliable=tx.reliable), now)
 
     def _terminate(self, tx: Transaction) -> None:
         if tx.state is State.TERMINATED:
