@@ -22,6 +22,8 @@ same config, with the same exact expectations (Kamailio is the oracle).
 - An in-dialog request whose Route names the proxy ten times goes round the proxy ten
   times; when nothing answers at its Request-URI, the caller gets one 408 (each pass's
   late 408 is dropped by the pass before it, which has timed out too).
+- A backend that answers 486 after ``fr_timer``, when the caller already has tm's 408:
+  the 486 is ACKed hop by hop and goes no further.
 
 Every test runs with ``children=1`` and ``children=2``; with two workers a UAC that
 places several calls uses a source port per call (SIPp ``-t un``), so SO_REUSEPORT
@@ -39,6 +41,7 @@ SIPp discards them, which no assertion here depends on.
 from __future__ import annotations
 
 import re
+import select
 import socket
 import time
 from collections import Counter
@@ -77,6 +80,14 @@ def short_timers(text: str) -> str:
     """The cfg with tm's final-response timers set to ``FR_TIMER_MS`` (added after the
     ``failure_reply_mode`` modparam, the cfg's only tm modparam)."""
     anchor = 'modparam("tm", "failure_reply_mode", 3)\n'
+    assert anchor in text
+    return text.replace(anchor, anchor + SHORT_TIMERS)
+
+
+def tm_short_timers(text: str) -> str:
+    """A cfg without tm modparams (``stateful_rr``) with ``SHORT_TIMERS`` after tm's
+    ``loadmodule``."""
+    anchor = 'loadmodule "tm.so"\n'
     assert anchor in text
     return text.replace(anchor, anchor + SHORT_TIMERS)
 
@@ -440,9 +451,7 @@ def test_a_loop_nothing_answers_ends_in_one_408(
         "stateful_rr",
         free_udp_ports(2),
         children=children,
-        edit=lambda text: text.replace(
-            'loadmodule "tm.so"\n', 'loadmodule "tm.so"\n' + SHORT_TIMERS
-        ),
+        edit=tm_short_timers,
     )
     with (
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as target,
@@ -453,13 +462,97 @@ def test_a_loop_nothing_answers_ends_in_one_408(
         ruri = f"sip:bob@127.0.0.1:{target.getsockname()[1]}"
         via = f"Via: SIP/2.0/UDP 127.0.0.1:{caller.getsockname()[1]};branch=z9hG4bK-silent;rport"
         caller.sendto(looping_bye(ruri, via, "silent", proxy.port), ("127.0.0.1", proxy.port))
-        replies: list[str] = []
-        deadline = time.monotonic() + FR_TIMER_MS / 1000 + 4.0
-        while (left := deadline - time.monotonic()) > 0:
-            caller.settimeout(left)
-            try:
-                data, _ = caller.recvfrom(65535)
-            except TimeoutError:
-                break
-            replies.append(data.decode().split("\r\n", 1)[0])
-    assert replies == ["SIP/2.0 408 Request Timeout"]
+        statuses = replies_until(caller, None, FR_TIMER_MS / 1000 + 4.0)
+    assert statuses == ["408"]
+
+
+def test_a_late_final_after_fr_timer_is_acked_and_dropped(
+    impl: str, children: int, services: Services
+) -> None:
+    # a backend that answers 486 after fr_timer: tm has answered the caller 408 and
+    # keeps the branch for its wait timer, so the 486 is ACKed hop by hop and goes no
+    # further (relayed upstream by the stateless path, it reached the caller after the
+    # 408 and was never ACKed)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller,
+    ):
+        for sock in (first, second, caller):
+            sock.bind(("127.0.0.1", 0))
+        backends = (first.getsockname()[1], second.getsockname()[1])
+        proxy = start_proxy(
+            services, impl, "stateful_rr", backends, children=children, edit=tm_short_timers
+        )
+        port = caller.getsockname()[1]
+        caller.sendto(
+            (
+                f"INVITE sip:bob@127.0.0.1 SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-late;rport\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\n"
+                "To: <sip:bob@127.0.0.1>\r\nCall-ID: late@127.0.0.1\r\n"
+                f"CSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:{port}>\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode(),
+            ("127.0.0.1", proxy.port),
+        )
+        ready, _, _ = select.select([first, second], [], [], 10.0)
+        assert ready, "no backend received the INVITE"
+        backend = ready[0]
+        invite, proxy_addr = backend.recvfrom(65535)
+        statuses = replies_until(caller, "408", FR_TIMER_MS / 1000 + 5.0)
+        assert statuses[-1:] == ["408"], statuses
+        head = invite.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        copied = [
+            line + b";tag=b1" if line.startswith(b"To:") else line
+            for line in head[1:]
+            if line.split(b":", 1)[0].lower() in COPIED
+        ]
+        busy = b"\r\n".join([b"SIP/2.0 486 Busy Here", *copied, b"Content-Length: 0\r\n\r\n"])
+        backend.sendto(busy, proxy_addr)
+        acks = requests_within(backend, "ACK", 3.0)
+        statuses += replies_until(caller, None, 1.0)
+    # Kamailio and kcc alike: the ACK has the INVITE's branch and the 486's To tag
+    top_via = next(line for line in head if line.startswith(b"Via:"))
+    assert len(acks) == 1, acks
+    assert top_via.decode() in acks[0] and "To: <sip:bob@127.0.0.1>;tag=b1" in acks[0]
+    assert "CSeq: 1 ACK" in acks[0]
+    # the caller saw 100 and 408 (the 408 again until the cfg's unmatched ACK times
+    # out), never the 486
+    assert set(statuses) == {"100", "408"}, statuses
+
+
+#: the headers a UAS copies from a request into its response (RFC 3261 §8.2.6.2)
+COPIED = (b"via", b"from", b"to", b"call-id", b"cseq")
+
+
+def replies_until(sock: socket.socket, status: str | None, timeout: float) -> list[str]:
+    """The status codes ``sock`` receives until one is ``status`` or ``timeout`` ends."""
+    statuses: list[str] = []
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data, _ = sock.recvfrom(65535)
+        except TimeoutError:
+            break
+        statuses.append(data.split(b" ", 2)[1].decode())
+        if statuses[-1] == status:
+            break
+    return statuses
+
+
+def requests_within(sock: socket.socket, method: str, timeout: float) -> list[str]:
+    """The ``method`` requests ``sock`` receives in ``timeout`` seconds (others, such
+    as the proxy's retransmissions, are read and left out)."""
+    found: list[str] = []
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data, _ = sock.recvfrom(65535)
+        except TimeoutError:
+            break
+        if data.startswith(method.encode() + b" "):
+            found.append(data.decode())
+    return found

@@ -336,6 +336,35 @@ def test_fr_inv_timeout_after_1xx_keeps_branch_to_ack_the_487() -> None:
     assert drain(layer) == [TransactionTerminated(tx)]
 
 
+def test_fr_timeout_without_1xx_keeps_branch_to_ack_a_late_final() -> None:
+    # Timer B: the branch is kept for wt_timer, as tm keeps the cell; the backend's
+    # late 486 is ACKed (again for each retransmission) and not left to the stateless
+    # path, which relayed it upstream after the TU's 408 and never ACKed it
+    layer = TransactionLayer(TimerConfig(fr_timer=10.0))
+    data = request()
+    tx = layer.send_request(data, DEST, 0.0)
+    layer.datagrams_to_send()
+    run_until(layer, 10.0)
+    assert drain(layer) == [Timeout(tx, "B", False)]
+    assert state_of(tx) is State.COMPLETED and tx.armed_timers == {"D"}
+    busy = resp(response(data, 486, "Busy Here", to_tag="b1"))
+    layer.receive_response(busy, DEST, 11.0)
+    (ack,) = layer.datagrams_to_send()
+    assert ack == (tx.build_ack(busy), DEST) and ack[0].startswith(b"ACK ")
+    assert drain(layer) == [ResponseReceived(busy, DEST, tx, late=True)]
+    again = resp(response(data, 486, "Busy Here", to_tag="b1"))
+    layer.receive_response(again, DEST, 12.0)
+    assert layer.datagrams_to_send() == [ack]
+    assert drain(layer) == [Retransmission(again, DEST, tx)]
+    run_until(layer, 15.0)  # Timer D: wt_timer, 5 s after the timeout
+    assert drain(layer) == [TransactionTerminated(tx)] and len(layer) == 0
+    # the RFC's Timer D is 0 on a reliable transport: the timeout ends the branch
+    rfc = TransactionLayer(RFC)
+    tcp = rfc.send_request(request(branch="z9hG4bKt1"), DEST, 0.0, reliable=True)
+    run_until(rfc, 40.0)
+    assert drain(rfc) == [Timeout(tcp, "B", False), TransactionTerminated(tcp)]
+
+
 def test_response_matching_uses_branch_and_cseq_method() -> None:
     layer = TransactionLayer()
     inv = request()
@@ -625,6 +654,8 @@ def test_message_bytes_held_are_bounded() -> None:
     client = layer.send_request(request(branch="z9hG4bKc2"), DEST, 100.0)
     assert layer.bytes == len(request(branch="z9hG4bKc2"))
     layer.handle_timer(1000.0)  # timer B: the client transaction times out
+    assert not client.terminated and layer.bytes == len(request(branch="z9hG4bKc2"))
+    layer.handle_timer(1010.0)  # Timer D: it waited for late replies, now it ends
     assert client.terminated and layer.bytes == 0
 
 

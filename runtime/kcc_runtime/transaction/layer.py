@@ -23,12 +23,13 @@ INVITE retransmissions are capped at T2, the client timeout is ``fr_timer`` befo
 and ``fr_inv_timer`` after, Timer H is ``fr_timer``, the completed-state waits are
 ``wt_timer``, a retransmitted INVITE after a 2xx gets the 2xx again, and a 2xx is passed
 to the TU in any state of an INVITE client (the proxy always forwards 2xx, §16.7 step 5).
-When an INVITE client times out after a 1xx (``fr_inv_timer``) it is not dropped: it
-moves to Completed, so the 487 that follows the TU's CANCEL is still ACKed hop by hop and
-handed to the TU, as tm keeps the branch until the cell's wait timer ends. A
-non-INVITE client that times out (``fr_timer``) moves to Completed as well, for Timer K
-(``wt_timer``): a late final reply is absorbed there, as tm drops it once the cell has
-answered upstream, instead of reaching the proxy's stateless path as a stray reply.
+A client that times out (Timers B, C, F: ``fr_timer``, ``fr_inv_timer``) is not dropped:
+it moves to Completed for its wait timer (D or K, ``wt_timer``), as tm keeps the branch
+until the cell's wait timer ends. A late final reply is absorbed there instead of
+reaching the proxy's stateless path as a stray reply; one that answers an INVITE is
+ACKed hop by hop and handed to the TU (the 487 that follows the TU's CANCEL after a
+1xx, or a backend's 486 after fr_timer), which drops a 3xx-6xx once the cell has
+answered upstream and relays a 2xx.
 
 Timers live in one heap of ``(when, seq, tx, name)``; a transaction records the ``seq``
 of each armed timer by name and cancelling is forgetting it (lazy deletion: stale heap
@@ -541,17 +542,16 @@ class TransactionLayer:
             responded = tx.responded
             tx.timed_out = True
         self._events.append(Timeout(tx, name, responded))
-        if not isinstance(tx, ClientTransaction) or (
-            tx.kind.is_invite and tx.state is not State.PROCEEDING
-        ):
+        if not isinstance(tx, ClientTransaction):
             self._terminate(tx)
             return
-        # A client kept in Completed for its wait timer: an INVITE's fr_inv_timer after
-        # a 1xx keeps the branch to ACK the 487 after the TU's CANCEL (Timer D). A
-        # non-INVITE's Timer F keeps it as Kamailio keeps the cell, dropping a late
-        # final reply there (its 408 is already upstream); ended at once, it left that
-        # reply to the stateless path, relayed upstream once more, and a request
-        # looping through the proxy N times made N^2/2 relays of 408s (Timer K).
+        # A client that timed out waits in Completed, as Kamailio keeps the cell for
+        # wt_timer: a late 3xx-6xx is ACKed if it answers an INVITE and goes no
+        # further (the TU's 408 is already upstream), a late 2xx still reaches the TU.
+        # An INVITE after a 1xx keeps its branch to ACK the 487 of the TU's CANCEL
+        # (Timer D); ended at once, a client left its late replies to the stateless
+        # path, relayed upstream once more: an INVITE's final never ACKed, and a
+        # request looping through the proxy N times made N^2/2 relays of 408s.
         tx._timers.clear()
         tx.state = State.COMPLETED
         if tx.kind.is_invite:
