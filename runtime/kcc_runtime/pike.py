@@ -31,8 +31,9 @@ timers would have left, because they only depend on the clock.
 
 **Memory.** Nodes live in a fixed pool (``capacity`` nodes, default 16384: about
 4096 IPv4 addresses with nothing shared) in one anonymous ``MAP_SHARED`` mapping made
-by the supervisor before it forks, with one process-shared lock (its owner's pid
-recorded, released by :meth:`release_dead` for a dead worker). Kamailio's tree is
+by the supervisor before it forks, with one process-shared lock that the kernel
+releases when its holder dies (:class:`~kcc_runtime.plocks.ProcessLocks`; its holder's
+pid is recorded for the supervisor's report, :meth:`release_dead`). Kamailio's tree is
 bounded only by shared memory (and it allows the request when that runs out). Here an
 attacker rotating source addresses cannot grow it: when the pool is full, the
 coldest eighth of the tree's leaves (not red first, then the soonest to expire, then
@@ -47,7 +48,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import mmap
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Final
 
 from kcc_runtime import logs
 from kcc_runtime.kw import parse_ip
+from kcc_runtime.plocks import ProcessLocks
 
 if TYPE_CHECKING:
     from kcc_runtime.router import Config
@@ -73,7 +74,6 @@ __all__ = [
 
 log = logging.getLogger("kcc_runtime.pike")
 
-_FORK: Final = multiprocessing.get_context("fork")
 
 #: return codes of pike_check_req / pike_check_ip
 NOT_BLOCKED: Final = 1
@@ -155,7 +155,7 @@ class PikeTree:
         self.base = int(clock())
         self._mm = mmap.mmap(-1, 4 * (_HEADER + capacity * _FIELDS))
         self._v = memoryview(self._mm).cast("i")
-        self._lock = _FORK.Lock()
+        self._lock = ProcessLocks(1, "kcc-pike-lock")
         v = self._v
         for slot in range(_HEADS, _HEADER):
             v[slot] = _NONE
@@ -185,25 +185,26 @@ class PikeTree:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self._lock.acquire()
+        self._lock.acquire(0)
         self._v[_OWNER] = os.getpid()
         try:
             yield
         finally:
             self._v[_OWNER] = 0
-            self._lock.release()
+            self._lock.release(0)
 
     def release_dead(self, pid: int) -> int:
-        """Release the lock if the dead process ``pid`` held it: 1, else 0."""
+        """1 if the dead process ``pid`` held the lock (the kernel released it when it
+        died; its record is cleared), else 0."""
         if pid and self._v[_OWNER] == pid:
             self._v[_OWNER] = 0
-            self._lock.release()
             return 1
         return 0
 
     def close(self) -> None:
         self._v.release()
         self._mm.close()
+        self._lock.close()
 
     # -- nodes --------------------------------------------------------------------------
 

@@ -629,7 +629,7 @@ class _Supervisor:
             slot = self.by_pid.pop(pid, None)
             released = self.store.release_dead(pid)
             if released:
-                log.warning("released %d lock(s) held by dead worker pid %d", len(released), pid)
+                log.warning("worker pid %d died holding %d lock(s)", pid, len(released))
             _release_module_memory(self.router, pid)
             if slot is not None:
                 slot.pid = 0
@@ -831,11 +831,11 @@ def _with_module_memory(router: Router) -> Router | None:
 
 
 def _release_module_memory(router: Router, pid: int) -> None:
-    """Release the htable/pike locks a dead worker held."""
+    """Forget the htable/pike locks a dead worker held (the kernel released them)."""
     if router.module_memory is not None:
         released = router.module_memory.release_dead(pid)
         if released:
-            log.warning("released %d htable/pike lock(s) held by dead worker pid %d", released, pid)
+            log.warning("worker pid %d died holding %d htable/pike lock(s)", pid, released)
 
 
 # ---------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from kcc_runtime.values import Value
 __all__ = ["Counters", "SharedStore", "register_dead_releaser", "release_dead_elsewhere"]
 
 #: what else keeps a process-shared lock (a module's tables in shared memory, made
-#: before the fork): ``fn(pid)`` releases what the dead worker ``pid`` held and says
-#: how many locks; :func:`release_dead_elsewhere` calls them all
+#: before the fork): ``fn(pid)`` clears what the dead worker ``pid`` left recorded
+#: (the kernel released the locks themselves) and says how many locks it held;
+#: :func:`release_dead_elsewhere` calls them all
 _DEAD_RELEASERS: list[Callable[[int], int]] = []
 
 
@@ -30,8 +31,8 @@ def register_dead_releaser(fn: Callable[[int], int]) -> None:
 
 
 def release_dead_elsewhere(pid: int) -> int:
-    """Every registered releaser for the dead worker ``pid``: how many locks they
-    released. :meth:`kcc_runtime.shm.SharedMemoryStore.release_dead` calls it."""
+    """Every registered releaser for the dead worker ``pid``: how many locks it held
+    in their tables. :meth:`kcc_runtime.shm.SharedMemoryStore.release_dead` calls it."""
     return sum(fn(pid) for fn in _DEAD_RELEASERS) if pid else 0
 
 

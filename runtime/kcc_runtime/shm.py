@@ -23,22 +23,21 @@ shared memory allocated by the main process before it forks the workers.
   the table mutex, so a reader never sees a torn value.
 - **Locks**: cfgutils ``lock(name)`` hashes the name into a set of
   ``2^lock_set_size`` locks (``modparam("cfgutils", "lock_set_size", N)``) and its
-  locks are recursive in one process. Here each lock is a ``multiprocessing`` lock (a
-  POSIX semaphore, process-shared) made before the fork, and each worker keeps its own
-  ownership counts: the semaphore is taken by the first ``lock()`` of a slot and
-  released by the matching last ``unlock()``. Two names that hash to the same lock
+  locks are recursive in one process. Here the set is made before the fork, and each
+  worker keeps its own ownership counts: a lock is taken by the first ``lock()`` of a
+  slot and released by the matching last ``unlock()``. Two names that hash to the same lock
   share it, as in Kamailio. Kamailio with ``lock_set_size`` 0 (its default) has no
   lock set and its ``lock()`` fails; this store then uses one lock (see the report of
   the module function for the return code).
 - **A worker that dies holding a lock**: in Kamailio the others then wait forever.
-  Here each lock (and the table mutex) records its owner's pid in the shared mapping,
-  and the supervisor calls :meth:`SharedMemoryStore.release_dead` with the pid of
-  every worker it reaps: the locks that worker held are released and the others go
-  on; it also calls the releasers other modules registered
-  (:func:`kcc_runtime.shared.register_dead_releaser`: auth's nonce tables). Left as
-  is: a worker killed between taking a semaphore and recording its pid (two
-  bytecodes) leaves that lock taken; a worker killed while writing a value under the
-  table mutex may leave that one slot torn (the mutex itself is released).
+  Here the locks and the table mutex are :class:`~kcc_runtime.plocks.ProcessLocks`,
+  which the kernel releases when their holder dies, wherever it dies: the others go
+  on. Each lock also records its holder's pid in the shared mapping, for the
+  supervisor's report only: :meth:`SharedMemoryStore.release_dead`, called with the
+  pid of every worker it reaps, clears that worker's records and says which locks it
+  died holding; it also calls the releasers other modules registered
+  (:func:`kcc_runtime.shared.register_dead_releaser`: auth's nonce tables). A worker
+  killed while writing a value under the table mutex may leave that one slot torn.
 - **Requests being processed** (tmx's ``t_precheck_trans``): one entry per worker,
   ``workers`` entries, each the pid and a 16-byte fingerprint of the request that
   worker is running the request route for (zero when idle). Kamailio keeps the same
@@ -53,13 +52,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import mmap
-import multiprocessing
 import os
 import struct
 import zlib
 from collections.abc import Iterable
 from typing import Final
 
+from kcc_runtime.plocks import ProcessLocks
 from kcc_runtime.shared import Counters, SharedStore, release_dead_elsewhere
 from kcc_runtime.values import Value
 
@@ -67,7 +66,6 @@ __all__ = ["SharedCounters", "SharedMemoryStore", "SharedValueError"]
 
 log = logging.getLogger("kcc_runtime.shm")
 
-_FORK: Final = multiprocessing.get_context("fork")
 
 #: a worker's entry in the table of requests being processed: pid, fingerprint
 _PRETRAN: Final = struct.Struct("<i16s")
@@ -113,15 +111,15 @@ class SharedMemoryStore(SharedStore):
         self.lock_count = 1 << lock_set_size
         self._slot_size = _SLOT_HEAD.size + max_name + max_value
         self.workers = workers
-        # owners: [table mutex, lock 0 .. lock n-1], int32 pids (0: free); then one
-        # entry per worker for t_precheck_trans; then the $shv table
+        # owners: [table mutex, lock 0 .. lock n-1], int32 pids (0: free; reported
+        # only); then one entry per worker for t_precheck_trans; then the $shv table
         owners_size = 4 * (self.lock_count + 1)
         self._pretran_at = owners_size
         self._table_at = (owners_size + workers * _PRETRAN.size + 15) & ~15
         self._mm = mmap.mmap(-1, self._table_at + slots * self._slot_size)
         self._owners = memoryview(self._mm)[:owners_size].cast("i")
-        self._mutex = _FORK.Lock()
-        self._locks = [_FORK.Lock() for _ in range(self.lock_count)]
+        #: lock 0 is the table mutex, lock 1 + i cfgutils' lock i
+        self._locks = ProcessLocks(self.lock_count + 1, "kcc-shv-locks")
         #: per process: slot index by name (slots never move), lock holds by lock
         #: index and by name (cfgutils' recursion)
         self._index: dict[str, int] = {}
@@ -137,12 +135,12 @@ class SharedMemoryStore(SharedStore):
     # -- $shv ---------------------------------------------------------------------------
 
     def _take_mutex(self) -> None:
-        self._mutex.acquire()
+        self._locks.acquire(0)
         self._owners[0] = os.getpid()
 
     def _drop_mutex(self) -> None:
         self._owners[0] = 0
-        self._mutex.release()
+        self._locks.release(0)
 
     def _find(self, name: str, key: bytes, create: bool) -> int:
         """The slot of ``name`` (the table mutex held); -1 when absent and not created."""
@@ -253,7 +251,7 @@ class SharedMemoryStore(SharedStore):
         index = self.lock_index(name)
         holds = self._lock_holds.get(index, 0)
         if holds == 0:
-            self._locks[index].acquire()
+            self._locks.acquire(index + 1)
             self._owners[index + 1] = os.getpid()
         self._lock_holds[index] = holds + 1
         self._name_holds[name] = self._name_holds.get(name, 0) + 1
@@ -264,7 +262,7 @@ class SharedMemoryStore(SharedStore):
         index = self.lock_index(name)
         holds = self._lock_holds.get(index, 0)
         if holds == 0:
-            if not self._locks[index].acquire(block=False):
+            if not self._locks.try_acquire(index + 1):
                 return False
             self._owners[index + 1] = os.getpid()
         self._lock_holds[index] = holds + 1
@@ -286,7 +284,7 @@ class SharedMemoryStore(SharedStore):
         if holds == 0:
             del self._lock_holds[index]
             self._owners[index + 1] = 0
-            self._locks[index].release()
+            self._locks.release(index + 1)
         else:
             self._lock_holds[index] = holds
         return True
@@ -331,17 +329,19 @@ class SharedMemoryStore(SharedStore):
     # -- supervisor side -------------------------------------------------------------
 
     def owner(self, index: int) -> int:
-        """The pid holding lock ``index`` (-1: the table mutex); 0 when free."""
+        """The pid recorded as holding lock ``index`` (-1: the table mutex); 0 when
+        free."""
         return self._owners[index + 1]
 
     def release_dead(self, pid: int) -> list[int]:
-        """Release every lock the dead process ``pid`` held (the supervisor calls this
-        for each worker it reaps): the indexes released, -1 for the table mutex."""
+        """The locks the dead process ``pid`` held (the supervisor calls this for each
+        worker it reaps), -1 for the table mutex: the kernel released them when it
+        died; their records and its entry in the table of requests being processed
+        are cleared here, and the other modules' releasers are called."""
         released: list[int] = []
         for slot in range(self.lock_count + 1):
             if pid and self._owners[slot] == pid:
                 self._owners[slot] = 0
-                (self._mutex if slot == 0 else self._locks[slot - 1]).release()
                 released.append(slot - 1)
         if pid:
             for entry in range(self.workers):
@@ -350,7 +350,7 @@ class SharedMemoryStore(SharedStore):
                     _PRETRAN.pack_into(self._mm, at, 0, _PRETRAN_IDLE)
             others = release_dead_elsewhere(pid)
             if others:
-                log.warning("released %d module lock(s) held by dead worker pid %d", others, pid)
+                log.warning("worker pid %d died holding %d module lock(s)", pid, others)
         return released
 
     def reset_process_state(self, worker: int = 0) -> None:
@@ -368,6 +368,7 @@ class SharedMemoryStore(SharedStore):
         """Unmap the memory (the supervisor, after its workers are gone)."""
         self._owners.release()
         self._mm.close()
+        self._locks.close()
 
 
 class SharedCounters(Counters):

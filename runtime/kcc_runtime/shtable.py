@@ -23,14 +23,15 @@ with the design of :mod:`kcc_runtime.shm` (``$shv``):
   int outside 64 bits fails: an error line (Kamailio's ``cannot set $sht(...)``
   wording for the table and key) and nothing is written; ``$sht(t=>k) = v`` then goes
   on as Kamailio does after a failed assignment, ``$shtinc`` gives ``$null``.
-- **Locks**: each table has one process-shared mutex (a ``multiprocessing`` lock made
-  before the fork) taken for every operation (:meth:`Table._locked`), so reads never
-  see a torn slot and ``$shtinc`` is atomic across workers (Kamailio locks the
-  bucket). ``sht_lock("t=>k")`` takes one of a set of :data:`KEY_LOCKS` locks chosen by
-  the CRC-32 of table and key, recursive within a worker (Kamailio's recursive slot
-  locks: two keys of the same slot share a lock). Each lock records its owner's pid in
-  the mapping, and the supervisor calls :meth:`ModuleMemory.release_dead` for every
-  worker it reaps, as for ``$shv``.
+- **Locks** (:class:`~kcc_runtime.plocks.ProcessLocks`, made before the fork, which
+  the kernel releases when their holder dies): each table has one mutex taken for
+  every operation (:meth:`Table._locked`), so reads never see a torn slot and
+  ``$shtinc`` is atomic across workers (Kamailio locks the bucket).
+  ``sht_lock("t=>k")`` takes one of a set of :data:`KEY_LOCKS` locks chosen by the
+  CRC-32 of table and key, recursive within a worker (Kamailio's recursive slot locks:
+  two keys of the same slot share a lock). Each lock records its holder's pid in the
+  mapping, for the report of :meth:`ModuleMemory.release_dead`, which the supervisor
+  calls for every worker it reaps, as for ``$shv``.
 - **Expiry**: any worker that meets an expired item (a read, or the sweep its timer
   runs every second through :meth:`HashTables.purge`) removes it under the mutex and
   reports it: each expired item is removed once, by one worker, and that worker runs
@@ -46,7 +47,6 @@ from __future__ import annotations
 
 import logging
 import mmap
-import multiprocessing
 import os
 import struct
 import zlib
@@ -65,6 +65,7 @@ from kcc_runtime.htable import (
     capacity_for,
 )
 from kcc_runtime.pike import PikeTree
+from kcc_runtime.plocks import ProcessLocks
 
 if TYPE_CHECKING:
     from kcc_runtime.router import Config
@@ -82,7 +83,6 @@ __all__ = [
 
 log = logging.getLogger("kcc_runtime.htable")
 
-_FORK: Final = multiprocessing.get_context("fork")
 
 #: longest key (bytes of UTF-8) a shared table holds
 DEFAULT_MAX_KEY: Final = 255
@@ -142,20 +142,20 @@ class SharedHtables:
         self.regions = {r.spec.name: r for r in regions}
         self._mm = mmap.mmap(-1, max(at, mmap.PAGESIZE))
         self._owners = memoryview(self._mm)[: 4 * self._owners_count].cast("i")
-        self._locks = [_FORK.Lock() for _ in range(self._owners_count)]
+        self._locks = ProcessLocks(self._owners_count, "kcc-htable-locks")
 
     # -- locks --------------------------------------------------------------------------
 
     @contextmanager
     def mutex(self, index: int) -> Iterator[None]:
         """Hold lock ``index`` (a table's mutex) for one operation."""
-        self._locks[index].acquire()
+        self._locks.acquire(index)
         self._owners[index] = os.getpid()
         try:
             yield
         finally:
             self._owners[index] = 0
-            self._locks[index].release()
+            self._locks.release(index)
 
     def key_lock_index(self, table: str, key: str) -> int:
         """The ``sht_lock`` lock of ``table=>key`` (an index into the lock list)."""
@@ -163,25 +163,25 @@ class SharedHtables:
         return len(self.specs) + digest % KEY_LOCKS
 
     def take(self, index: int) -> None:
-        self._locks[index].acquire()
+        self._locks.acquire(index)
         self._owners[index] = os.getpid()
 
     def give(self, index: int) -> None:
         self._owners[index] = 0
-        self._locks[index].release()
+        self._locks.release(index)
 
     def owner(self, index: int) -> int:
-        """The pid holding lock ``index``; 0 when free."""
+        """The pid recorded as holding lock ``index``; 0 when free."""
         return self._owners[index]
 
     def release_dead(self, pid: int) -> list[int]:
-        """Release every lock the dead process ``pid`` held: their indexes."""
+        """The locks the dead process ``pid`` held (the kernel released them when it
+        died): their indexes, their records cleared."""
         released: list[int] = []
         if pid:
             for index in range(self._owners_count):
                 if self._owners[index] == pid:
                     self._owners[index] = 0
-                    self._locks[index].release()
                     released.append(index)
         return released
 
@@ -202,6 +202,7 @@ class SharedHtables:
         """Unmap the memory (the supervisor, after its workers are gone)."""
         self._owners.release()
         self._mm.close()
+        self._locks.close()
 
 
 class _SharedKeyLocks:

@@ -3,11 +3,13 @@
 Each test forks a child that takes one or more of the locks the workers share
 (``$shv``'s table mutex, a cfgutils ``lock()``, tmx's table of requests being
 processed, an htable table mutex and an ``sht_lock`` key lock, pike's tree lock, auth's
-nonce-table lock), kills it with SIGKILL while it holds them, reaps it, and then does
-what the supervisor does for a reaped worker (``SharedMemoryStore.release_dead``,
-``ModuleMemory.release_dead``). The parent must then take every lock again (within a
-generous bound: a hang fails the test instead of blocking the run) and read the values
-written before the child died, and write new ones.
+nonce-table lock), kills it with SIGKILL while it holds them and reaps it. The kernel
+releases a dead process's locks (:mod:`kcc_runtime.plocks`): the parent must take
+every lock again before the supervisor has done anything (within a generous bound: a
+hang fails the test instead of blocking the run), read the values written before the
+child died, and write new ones. What the supervisor does for a reaped worker
+(``SharedMemoryStore.release_dead``, ``ModuleMemory.release_dead``) reports the locks
+it held and clears its entry in tmx's table.
 """
 
 from __future__ import annotations
@@ -133,7 +135,8 @@ def test_shv_table_mutex_of_a_dead_writer(store: SharedMemoryStore) -> None:
         store._take_mutex()  # as get()/set() do, then killed before releasing
 
     pid = kill_while_holding(hold)
-    assert store.owner(-1) == pid
+    assert store.owner(-1) == pid  # recorded, for the supervisor's report
+    assert store._locks.holder(0) == 0  # and free: the kernel released it
     assert store.release_dead(pid) == [-1]
     assert store.owner(-1) == 0
     assert within(lambda: store.get("n")) == 41
@@ -152,13 +155,32 @@ def test_cfgutils_lock_of_a_dead_worker(store: SharedMemoryStore) -> None:
 
     pid = kill_while_holding(hold)
     index = store.lock_index("counter")
-    assert store.trylock("counter") is False
-    assert store.release_dead(pid) == [index]
-    within(lambda: store.lock("counter"))
+    assert store.owner(index) == pid
+    # free before the supervisor does anything: no moment of a worker's life leaves
+    # a lock taken behind it
+    assert store.trylock("counter") is True
     assert store.get("n") == 50  # written (under the lock) before the kill
     store.set("n", 51)
     assert store.unlock("counter") is True
     assert store.owner(index) == 0
+    within(lambda: store.lock("counter"))
+    assert store.unlock("counter") is True
+
+
+def test_a_worker_killed_before_recording_its_lock(store: SharedMemoryStore) -> None:
+    # between taking a lock and writing its pid next to it: with a semaphore and the
+    # supervisor releasing what the dead worker's record named, this lock stayed
+    # taken for good and every worker asking for it hung
+    index = store.lock_index("counter")
+
+    def hold() -> None:
+        store._locks.acquire(index + 1)
+
+    pid = kill_while_holding(hold)
+    assert store.owner(index) == 0
+    assert store.release_dead(pid) == []  # nothing recorded to report
+    assert within(lambda: store.trylock("counter")) is True
+    assert store.unlock("counter") is True
 
 
 def test_precheck_entry_of_a_dead_worker(store: SharedMemoryStore) -> None:
@@ -193,6 +215,7 @@ def test_htable_mutex_and_key_lock_of_a_dead_worker(memory: ModuleMemory, clock:
     table_mutex = shared.regions["ipban"].index
     assert shared.owner(key_lock) == pid
     assert shared.owner(table_mutex) == pid
+    assert shared._locks.holder(key_lock) == shared._locks.holder(table_mutex) == 0
     assert memory.release_dead(pid) == 2
     tables = shared.view(clock)
     assert within(lambda: tables.tables["ipban"].get("10.0.0.1")) == 4
@@ -213,9 +236,9 @@ def test_pike_tree_lock_of_a_dead_worker(memory: ModuleMemory) -> None:
         enter(pike._locked())
 
     pid = kill_while_holding(hold)
-    assert memory.release_dead(pid) == 1
     codes = within(lambda: [pike.check("10.0.0.1") for _ in range(12)])
     assert codes == [NOT_BLOCKED] * 11 + [NEW_BLOCKED]
+    # the checks overwrote the dead worker's record: nothing left to report
     assert memory.release_dead(pid) == 0
 
 
@@ -229,6 +252,7 @@ def test_auth_nonce_lock_of_a_dead_worker(
 
     pid = kill_while_holding(hold)
     assert nonces.owner() == pid
+    assert nonces._lock.holder(0) == 0
     # the supervisor's call for a reaped worker reaches the module's releaser
     store.release_dead(pid)
     assert nonces.owner() == 0
@@ -254,7 +278,7 @@ def test_counters_of_a_dead_worker_are_kept() -> None:
     counters.close()
 
 
-# -- every lock at once, released as the supervisor does -------------------------------
+# -- every lock at once -------------------------------------------------------------------
 
 
 def test_a_worker_killed_holding_every_lock(
@@ -279,7 +303,7 @@ def test_a_worker_killed_holding_every_lock(
         store._take_mutex()
 
     pid = kill_while_holding(hold)
-    # serve.py's _reap: the store, then the module memory
+    # serve.py's _reap: the store, then the module memory (they report)
     assert sorted(store.release_dead(pid)) == [-1, store.lock_index("a")]
     assert memory.release_dead(pid) == 3
     store.reset_process_state(0)

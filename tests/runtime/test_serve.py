@@ -416,7 +416,7 @@ def test_dead_worker_is_restarted_and_its_locks_released(start: Starter, tmp_pat
     proxy.wait_for("serving again")
     text = proxy.text()
     assert f"worker 1 (pid {first}) killed by signal 9 (SIGKILL); restarting it in 0.1 s" in text
-    assert f"released 1 lock(s) held by dead worker pid {first}" in text
+    assert f"worker pid {first} died holding 1 lock(s)" in text
     (second,) = proxy.workers()
     assert second != first
     assert ask(port, b"after", client) == b"%d after" % second

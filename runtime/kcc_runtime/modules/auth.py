@@ -37,7 +37,8 @@ one-time-nonce bitmap in shared memory. Here they live in an anonymous shared
 mapping (:class:`NonceTables`) made when this module is imported, i.e. in the
 supervisor before it forks the workers (the generated proxy imports its modules
 first), so every worker sees the same tables; a process lock guards each update
-(Kamailio uses atomic compare-and-swap). The random secret is drawn at import too,
+(Kamailio uses atomic compare-and-swap), one the kernel releases if its holder dies
+(:class:`~kcc_runtime.plocks.ProcessLocks`). The random secret is drawn at import too,
 so a nonce made by one worker is verified by any other, and the "proxy start" time
 (nonces made before it are stale) is the import time. The tables hold at most 2^20
 nonce counts and 2^20 one-time nonces (Kamailio's defaults); larger
@@ -57,7 +58,6 @@ import hashlib
 import ipaddress
 import logging
 import mmap
-import multiprocessing
 import os
 import re
 import secrets
@@ -79,6 +79,7 @@ from kcc_runtime.exports import (
     ModuleExports,
     Route,
 )
+from kcc_runtime.plocks import ProcessLocks
 from kcc_runtime.pv import current_ruri, split_uri
 from kcc_runtime.shared import register_dead_releaser
 from kcc_runtime.sip import Request, SipParseError
@@ -170,7 +171,8 @@ class NonceTables:
     """Nonce ids, nonce counts and one-time-nonce bits in one anonymous shared
     mapping, plus the secret and the start time: made before the workers fork.
 
-    Layout: the lock holder's pid (int32, padded to 8 bytes: :meth:`release_dead`),
+    Layout: the lock holder's pid (int32, padded to 8 bytes: :meth:`release_dead`
+    reports it),
     64 pool counters (uint32), then 2^20 nonce-count bytes, then 2^20
     one-time-nonce bits. A fresh mapping is all zeroes, which must mean "no nonce
     issued here" (Kamailio fills its arrays so that a nonce from before a restart is
@@ -192,7 +194,7 @@ class NonceTables:
         self._nc_at = _POOLS_AT + 4 * _NID_POOLS
         self._otn_at = self._nc_at + self._size
         self._mm = mmap.mmap(-1, self._otn_at + self._size // 8)
-        self._lock = multiprocessing.get_context("fork").Lock()
+        self._lock = ProcessLocks(1, "kcc-nonce-lock")
         start = secrets.randbits(32) if nid_start is None else nid_start & _U32
         for pool in range(_NID_POOLS):
             struct.pack_into("<I", self._mm, _POOLS_AT + 4 * pool, start)
@@ -200,27 +202,27 @@ class NonceTables:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """The tables' lock, its holder's pid recorded in the mapping (for
-        :meth:`release_dead`)."""
-        self._lock.acquire()
+        :meth:`release_dead`'s report)."""
+        self._lock.acquire(0)
         _OWNER.pack_into(self._mm, 0, os.getpid())
         try:
             yield
         finally:
             _OWNER.pack_into(self._mm, 0, 0)
-            self._lock.release()
+            self._lock.release(0)
 
     def owner(self) -> int:
-        """The pid holding the lock; 0 when free."""
+        """The pid recorded as holding the lock; 0 when free."""
         return int(_OWNER.unpack_from(self._mm, 0)[0])
 
     def release_dead(self, pid: int) -> int:
-        """Release the lock if the dead process ``pid`` held it (the supervisor, for
-        each worker it reaps): 1, else 0. A worker killed inside the lock has
-        written at most one byte of the tables: they stay consistent."""
+        """1 if the dead process ``pid`` held the lock (the supervisor asks for each
+        worker it reaps; the kernel released the lock when it died, its record is
+        cleared here), else 0. A worker killed inside the lock has written at most
+        one byte of the tables: they stay consistent."""
         if not pid or self.owner() != pid:
             return 0
         _OWNER.pack_into(self._mm, 0, 0)
-        self._lock.release()
         return 1
 
     def now_int(self) -> int:
@@ -292,7 +294,7 @@ _TABLES: list[NonceTables] = [NonceTables()]
 
 
 def release_dead(pid: int) -> int:
-    """Release the nonce tables' lock if the dead worker ``pid`` held it (called by
+    """Whether the dead worker ``pid`` held the nonce tables' lock (called by
     :meth:`kcc_runtime.shm.SharedMemoryStore.release_dead`, which the supervisor
     calls for every worker it reaps)."""
     return _TABLES[0].release_dead(pid)
