@@ -45,6 +45,7 @@ import select
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -526,16 +527,22 @@ def test_a_late_final_after_fr_timer_is_acked_and_dropped(
 COPIED = (b"via", b"from", b"to", b"call-id", b"cseq")
 
 
-def replies_until(sock: socket.socket, status: str | None, timeout: float) -> list[str]:
-    """The status codes ``sock`` receives until one is ``status`` or ``timeout`` ends."""
-    statuses: list[str] = []
+def datagrams(sock: socket.socket, timeout: float) -> Iterator[bytes]:
+    """What ``sock`` receives until ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         sock.settimeout(left)
         try:
             data, _ = sock.recvfrom(65535)
         except TimeoutError:
-            break
+            return
+        yield data
+
+
+def replies_until(sock: socket.socket, status: str | None, timeout: float) -> list[str]:
+    """The status codes ``sock`` receives until one is ``status`` or ``timeout`` ends."""
+    statuses: list[str] = []
+    for data in datagrams(sock, timeout):
         statuses.append(data.split(b" ", 2)[1].decode())
         if statuses[-1] == status:
             break
@@ -545,14 +552,5 @@ def replies_until(sock: socket.socket, status: str | None, timeout: float) -> li
 def requests_within(sock: socket.socket, method: str, timeout: float) -> list[str]:
     """The ``method`` requests ``sock`` receives in ``timeout`` seconds (others, such
     as the proxy's retransmissions, are read and left out)."""
-    found: list[str] = []
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        sock.settimeout(left)
-        try:
-            data, _ = sock.recvfrom(65535)
-        except TimeoutError:
-            break
-        if data.startswith(method.encode() + b" "):
-            found.append(data.decode())
-    return found
+    start = method.encode() + b" "
+    return [data.decode() for data in datagrams(sock, timeout) if data.startswith(start)]
