@@ -48,7 +48,10 @@ It prints the figures and exits 0 only when every criterion holds: no worker
 restarted (same PIDs, no restart line), every valid call succeeded, RSS grew less
 than 5 % (the issue's criterion), and so did PSS (stricter: the RSS summed over the
 processes counts their shared pages, code and libraries, once per process, which
-dilutes a worker's growth), the OPTIONS was answered, no internal error in the log.
+dilutes a worker's growth), the OPTIONS was answered, no internal error in the log. A failed call is counted by
+SIPp's reason (unexpected message, retransmissions exhausted...), and after a failure
+the working directory is kept, its path printed: the proxy's log, SIPp's
+``-trace_err`` log of the messages that failed calls, its statistics.
 The default run takes about 9 minutes on 2 cores.
 """
 
@@ -64,7 +67,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -124,6 +127,8 @@ class Uac:
     failed: int = 0
     retransmissions: int = 0
     returncode: int | None = None
+    #: SIPp's failure counters that are not zero (``FailedUnexpectedMessage``...)
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 class UacRun:
@@ -139,7 +144,8 @@ class UacRun:
         argv += ["-p", str(local), "-buff_size", SIPP_BUFF_SIZE, "-nostdin"]
         argv += ["-m", str(calls), "-r", str(rate), "-t", "un", "-max_socket", "1024"]
         argv += ["-recv_timeout", "20000", "-timeout", f"{int(timeout)}s"]
-        argv += ["-trace_stat", "-stf", str(self.stat), "-fd", "1", f"127.0.0.1:{port}"]
+        argv += ["-trace_stat", "-stf", str(self.stat), "-fd", "1", "-trace_err"]
+        argv.append(f"127.0.0.1:{port}")
         self.popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -169,6 +175,15 @@ class UacRun:
                 result.successful = int(row.get("SuccessfulCall(C)", "0"))
                 result.failed = int(row.get("FailedCall(C)", "0"))
                 result.retransmissions = int(row.get("Retransmissions(C)", "0"))
+                result.reasons = {
+                    name[: -len("(C)")]: int(value)
+                    for name, value in row.items()
+                    if name.startswith("Failed")
+                    and name.endswith("(C)")
+                    and name != "FailedCall(C)"
+                    and value.isdigit()
+                    and int(value)
+                }
         return result
 
 
@@ -227,8 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sipp is not installed (scripts/setup.sh installs it)", file=sys.stderr)
         return 2
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="kcc-soak-") as tmp:
-        workdir = Path(tmp)
+    # removed after a pass; kept after a failure, with what explains it: the proxy's
+    # log, SIPp's -trace_err log of the messages that failed a call, its statistics
+    workdir = Path(tempfile.mkdtemp(prefix="kcc-soak-"))
+    ok = False
+    try:
         setup = make_setup(PROFILES["stateful_rr"], workdir, args.children)
         if args.proxy == "kcc" and setup.kcc_module is None:
             print(f"kcc proxy missing: {setup.kcc_missing_reason}", file=sys.stderr)
@@ -243,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             for uas in backends:
                 stop(uas, signal.SIGUSR1)  # SIPp's quit signal
+    finally:
+        if ok:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"kept for inspection: {workdir}")
     print(f"soak time: {time.monotonic() - started:.0f} s")
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
@@ -309,9 +332,10 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
         f"in {sent.seconds:.0f} s ({sent.sent / max(sent.seconds, 1e-9):.0f}/s), "
         f"{sent.replies} replies received"
     )
+    reasons = "".join(f", {name} {count}" for name, count in sorted(uac.reasons.items()))
     print(
         f"valid calls: {calls} placed, {uac.created} created, {uac.successful} succeeded, "
-        f"{uac.failed} failed, {uac.retransmissions} SIPp retransmissions"
+        f"{uac.failed} failed{reasons}, {uac.retransmissions} SIPp retransmissions"
     )
     print(f"UDP receive buffer overflows (whole namespace) during the soak: {drops}")
     trace = ", ".join(f"{kb // 1024}" for _, kb in sampler.samples)
