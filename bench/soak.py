@@ -48,10 +48,11 @@ It prints the figures and exits 0 only when every criterion holds: no worker
 restarted (same PIDs, no restart line), every valid call succeeded, RSS grew less
 than 5 % (the issue's criterion), and so did PSS (stricter: the RSS summed over the
 processes counts their shared pages, code and libraries, once per process, which
-dilutes a worker's growth), the OPTIONS was answered, no internal error in the log. A failed call is counted by
-SIPp's reason (unexpected message, retransmissions exhausted...), and after a failure
-the working directory is kept, its path printed: the proxy's log, SIPp's
-``-trace_err`` log of the messages that failed calls, its statistics.
+dilutes a worker's growth), the OPTIONS was answered, no internal error in the log.
+A failed call is counted by SIPp's reason (unexpected message, retransmissions
+exhausted...), and after a failure the working directory is kept, its path printed:
+the proxy's log, SIPp's ``-trace_err`` log of the messages that failed calls, its
+statistics.
 The default run takes about 9 minutes on 2 cores.
 """
 
