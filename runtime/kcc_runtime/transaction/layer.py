@@ -547,7 +547,8 @@ class TransactionLayer:
             return
         # A client that timed out waits in Completed, as Kamailio keeps the cell for
         # wt_timer: a late 3xx-6xx is ACKed if it answers an INVITE and goes no
-        # further (the TU's 408 is already upstream), a late 2xx still reaches the TU.
+        # further (the TU's 408 is already upstream), a late 2xx to an INVITE still
+        # reaches the TU (a non-INVITE's is absorbed, as tm discards it).
         # An INVITE after a 1xx keeps its branch to ACK the 487 of the TU's CANCEL
         # (Timer D); ended at once, a client left its late replies to the stateless
         # path, relayed upstream once more: an INVITE's final never ACKed, and a
