@@ -57,11 +57,14 @@ from tests.integration.conftest import (
     Uas,
     free_udp_ports,
     needs_sipp,
+    parse_sip,
+    reply,
     run_uac,
     start_proxy,
     start_uas,
     stop_uas,
 )
+from tests.integration.conftest import request as sip_request
 
 pytestmark = [
     needs_sipp,
@@ -78,16 +81,8 @@ SHORT_TIMERS = (
 
 
 def short_timers(text: str) -> str:
-    """The cfg with tm's final-response timers set to ``FR_TIMER_MS`` (added after the
-    ``failure_reply_mode`` modparam, the cfg's only tm modparam)."""
-    anchor = 'modparam("tm", "failure_reply_mode", 3)\n'
-    assert anchor in text
-    return text.replace(anchor, anchor + SHORT_TIMERS)
-
-
-def tm_short_timers(text: str) -> str:
-    """A cfg without tm modparams (``stateful_rr``) with ``SHORT_TIMERS`` after tm's
-    ``loadmodule``."""
+    """The cfg with tm's final-response timers set to ``FR_TIMER_MS`` (added right after
+    tm's ``loadmodule``; neither chapter cfg sets them)."""
     anchor = 'loadmodule "tm.so"\n'
     assert anchor in text
     return text.replace(anchor, anchor + SHORT_TIMERS)
@@ -452,7 +447,7 @@ def test_a_loop_nothing_answers_ends_in_one_408(
         "stateful_rr",
         free_udp_ports(2),
         children=children,
-        edit=tm_short_timers,
+        edit=short_timers,
     )
     with (
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as target,
@@ -483,48 +478,42 @@ def test_a_late_final_after_fr_timer_is_acked_and_dropped(
             sock.bind(("127.0.0.1", 0))
         backends = (first.getsockname()[1], second.getsockname()[1])
         proxy = start_proxy(
-            services, impl, "stateful_rr", backends, children=children, edit=tm_short_timers
+            services, impl, "stateful_rr", backends, children=children, edit=short_timers
         )
         port = caller.getsockname()[1]
-        caller.sendto(
-            (
-                f"INVITE sip:bob@127.0.0.1 SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-late;rport\r\n"
-                "Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\n"
-                "To: <sip:bob@127.0.0.1>\r\nCall-ID: late@127.0.0.1\r\n"
-                f"CSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:{port}>\r\n"
-                "Content-Length: 0\r\n\r\n"
-            ).encode(),
-            ("127.0.0.1", proxy.port),
+        invite = sip_request(
+            "INVITE",
+            "sip:bob@127.0.0.1",
+            via=f"127.0.0.1:{port}",
+            from_="<sip:alice@127.0.0.1>;tag=a1",
+            to="<sip:bob@127.0.0.1>",
+            call_id="late@127.0.0.1",
+            cseq=1,
+            contact=f"<sip:alice@127.0.0.1:{port}>",
         )
+        caller.sendto(invite.encode(), ("127.0.0.1", proxy.port))
         ready, _, _ = select.select([first, second], [], [], 10.0)
         assert ready, "no backend received the INVITE"
         backend = ready[0]
-        invite, proxy_addr = backend.recvfrom(65535)
+        data, proxy_addr = backend.recvfrom(65535)
+        relayed = parse_sip(data)
+        assert relayed is not None and relayed.method == "INVITE", data
         statuses = replies_until(caller, "408", FR_TIMER_MS / 1000 + 5.0)
         assert statuses[-1:] == ["408"], statuses
-        head = invite.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
-        copied = [
-            line + b";tag=b1" if line.startswith(b"To:") else line
-            for line in head[1:]
-            if line.split(b":", 1)[0].lower() in COPIED
-        ]
-        busy = b"\r\n".join([b"SIP/2.0 486 Busy Here", *copied, b"Content-Length: 0\r\n\r\n"])
-        backend.sendto(busy, proxy_addr)
-        acks = requests_within(backend, "ACK", 3.0)
+        busy = reply(relayed, 486, "Busy Here", to_tag="b1", contact="<sip:bob@127.0.0.1>")
+        backend.sendto(busy.encode(), proxy_addr)
+        acks = [parse_sip(ack) for ack in requests_within(backend, "ACK", 3.0)]
         statuses += replies_until(caller, None, 1.0)
     # Kamailio and kcc alike: the ACK has the INVITE's branch and the 486's To tag
-    top_via = next(line for line in head if line.startswith(b"Via:"))
     assert len(acks) == 1, acks
-    assert top_via.decode() in acks[0] and "To: <sip:bob@127.0.0.1>;tag=b1" in acks[0]
-    assert "CSeq: 1 ACK" in acks[0]
+    (ack,) = acks
+    assert ack is not None
+    assert ack.all("via")[0] == relayed.all("via")[0]
+    assert ack.one("to") == "<sip:bob@127.0.0.1>;tag=b1"
+    assert ack.one("cseq") == "1 ACK"
     # the caller saw 100 and 408 (the 408 again until the cfg's unmatched ACK times
     # out), never the 486
     assert set(statuses) == {"100", "408"}, statuses
-
-
-#: the headers a UAS copies from a request into its response (RFC 3261 §8.2.6.2)
-COPIED = (b"via", b"from", b"to", b"call-id", b"cseq")
 
 
 def datagrams(sock: socket.socket, timeout: float) -> Iterator[bytes]:
@@ -549,8 +538,8 @@ def replies_until(sock: socket.socket, status: str | None, timeout: float) -> li
     return statuses
 
 
-def requests_within(sock: socket.socket, method: str, timeout: float) -> list[str]:
+def requests_within(sock: socket.socket, method: str, timeout: float) -> list[bytes]:
     """The ``method`` requests ``sock`` receives in ``timeout`` seconds (others, such
     as the proxy's retransmissions, are read and left out)."""
     start = method.encode() + b" "
-    return [data.decode() for data in datagrams(sock, timeout) if data.startswith(start)]
+    return [data for data in datagrams(sock, timeout) if data.startswith(start)]
