@@ -14,13 +14,19 @@ shared memory allocated by the main process before it forks the workers.
 - **``$shv`` table**: a fixed table of ``slots`` slots, open addressing with linear
   probing on the CRC-32 of the name (stable across processes, unlike ``hash()``);
   names are never removed, so a name keeps its slot and each worker caches the slot
-  index after the first lookup. A slot holds the name, the type, an int64 and a string
-  of at most ``max_value`` bytes (UTF-8). Kamailio allocates each value in shared
-  memory with no per-value cap; a fixed table needs one, so a longer string, a name
-  longer than ``max_name`` bytes, or a new name when the table is full raises
-  :class:`SharedValueError` (the router logs it with the cfg line and the message
-  ends as an ``error`` outcome: nothing is half-written). Every read and write holds
-  the table mutex, so a reader never sees a torn value.
+  index after the first lookup. A slot holds the name and two copies of a value (the
+  type, an int64 and a string of at most ``max_value`` bytes of UTF-8), one of them
+  current. Kamailio allocates each value in shared memory with no per-value cap; a
+  fixed table needs one, so a longer string, a name longer than ``max_name`` bytes,
+  or a new name when the table is full raises :class:`SharedValueError` (the router
+  logs it with the cfg line and the message ends as an ``error`` outcome: nothing is
+  half-written). Every read and write holds the table mutex, so a reader never sees
+  a value being written.
+- **A writer that dies mid-write** (SIGKILL, the OOM killer) leaves the old value or
+  the new one, never a mix: a write fills the copy that is not current, then makes
+  it current with a one-byte store; a new name becomes visible, reading as the int
+  0, only once its name is whole. Kamailio's own writer frees the old value and
+  links the new one, and its main process stops the proxy when a child dies.
 - **Locks**: cfgutils ``lock(name)`` hashes the name into a set of
   ``2^lock_set_size`` locks (``modparam("cfgutils", "lock_set_size", N)``) and its
   locks are recursive in one process. Here the set is made before the fork, and each
@@ -36,8 +42,7 @@ shared memory allocated by the main process before it forks the workers.
   supervisor's report only: :meth:`SharedMemoryStore.release_dead`, called with the
   pid of every worker it reaps, clears that worker's records and says which locks it
   died holding; it also calls the releasers other modules registered
-  (:func:`kcc_runtime.shared.register_dead_releaser`: auth's nonce tables). A worker
-  killed while writing a value under the table mutex may leave that one slot torn.
+  (:func:`kcc_runtime.shared.register_dead_releaser`: auth's nonce tables).
 - **Requests being processed** (tmx's ``t_precheck_trans``): one entry per worker,
   ``workers`` entries, each the pid and a 16-byte fingerprint of the request that
   worker is running the request route for (zero when idle). Kamailio keeps the same
@@ -70,8 +75,13 @@ log = logging.getLogger("kcc_runtime.shm")
 #: a worker's entry in the table of requests being processed: pid, fingerprint
 _PRETRAN: Final = struct.Struct("<i16s")
 _PRETRAN_IDLE: Final = bytes(16)
-#: slot header: used, type (0 int / 1 str), name length, string length, int value
-_SLOT_HEAD: Final = struct.Struct("<BBHIq")
+#: slot header: used, current value copy (0 / 1), name length; the name follows, then
+#: the two value copies
+_SLOT_HEAD: Final = struct.Struct("<BBH4x")
+_USED: Final = 0
+_CURRENT: Final = 1
+#: value copy header: type (0 int / 1 str), string length, int value; the string follows
+_VALUE_HEAD: Final = struct.Struct("<B3xIq")
 _INT: Final = 0
 _STR: Final = 1
 #: cfgutils' lock set size is a power of two; past 2^12 semaphores the set costs
@@ -109,7 +119,8 @@ class SharedMemoryStore(SharedStore):
         self.max_value = max_value
         self.lock_set_size = lock_set_size
         self.lock_count = 1 << lock_set_size
-        self._slot_size = _SLOT_HEAD.size + max_name + max_value
+        self._value_size = _VALUE_HEAD.size + max_value
+        self._slot_size = _SLOT_HEAD.size + max_name + 2 * self._value_size
         self.workers = workers
         # owners: [table mutex, lock 0 .. lock n-1], int32 pids (0: free; reported
         # only); then one entry per worker for t_precheck_trans; then the $shv table
@@ -142,6 +153,14 @@ class SharedMemoryStore(SharedStore):
         self._owners[0] = 0
         self._locks.release(0)
 
+    def _slot_at(self, slot: int) -> int:
+        """The offset of ``slot``'s header."""
+        return self._table_at + slot * self._slot_size
+
+    def _copy_at(self, slot: int, copy: int) -> int:
+        """The offset of value copy ``copy`` (0 or 1) of ``slot``."""
+        return self._slot_at(slot) + _SLOT_HEAD.size + self.max_name + copy * self._value_size
+
     def _find(self, name: str, key: bytes, create: bool) -> int:
         """The slot of ``name`` (the table mutex held); -1 when absent and not created."""
         cached = self._index.get(name)
@@ -151,13 +170,16 @@ class SharedMemoryStore(SharedStore):
         start = zlib.crc32(key) % self.slots
         for probe in range(self.slots):
             slot = (start + probe) % self.slots
-            at = self._table_at + slot * self._slot_size
-            used, _, name_len, _, _ = _SLOT_HEAD.unpack_from(mm, at)
+            at = self._slot_at(slot)
+            used, _, name_len = _SLOT_HEAD.unpack_from(mm, at)
             if not used:
                 if not create:
                     return -1
+                # name first, the used byte last: a writer killed in between leaves
+                # the slot unused; copy 0, never written, reads as the int 0
                 mm[at + _SLOT_HEAD.size : at + _SLOT_HEAD.size + len(key)] = key
-                _SLOT_HEAD.pack_into(mm, at, 1, _INT, len(key), 0, 0)
+                _SLOT_HEAD.pack_into(mm, at, 0, 0, len(key))
+                mm[at + _USED] = 1
                 self._index[name] = slot
                 return slot
             head = at + _SLOT_HEAD.size
@@ -179,11 +201,11 @@ class SharedMemoryStore(SharedStore):
             slot = self._find(name, key, create=False)
             if slot < 0:
                 return 0
-            at = self._table_at + slot * self._slot_size
-            _, kind, _, str_len, number = _SLOT_HEAD.unpack_from(mm, at)
+            at = self._copy_at(slot, mm[self._slot_at(slot) + _CURRENT])
+            kind, str_len, number = _VALUE_HEAD.unpack_from(mm, at)
             if kind == _INT:
                 return int(number)
-            start = at + _SLOT_HEAD.size + self.max_name
+            start = at + _VALUE_HEAD.size
             return mm[start : start + str_len].decode("utf-8", "surrogateescape")
         finally:
             self._drop_mutex()
@@ -215,11 +237,12 @@ class SharedMemoryStore(SharedStore):
         self._take_mutex()
         try:
             slot = self._find(name, key, create=True)
-            at = self._table_at + slot * self._slot_size
-            if data:
-                start = at + _SLOT_HEAD.size + self.max_name
-                mm[start : start + len(data)] = data
-            _SLOT_HEAD.pack_into(mm, at, 1, kind, len(key), len(data), number)
+            head = self._slot_at(slot)
+            spare = 1 - mm[head + _CURRENT]
+            at = self._copy_at(slot, spare)
+            mm[at + _VALUE_HEAD.size : at + _VALUE_HEAD.size + len(data)] = data
+            _VALUE_HEAD.pack_into(mm, at, kind, len(data), number)
+            mm[head + _CURRENT] = spare  # one byte: the value is now the new one
         finally:
             self._drop_mutex()
 

@@ -15,14 +15,18 @@ it held and clears its entry in tmx's table.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Final, TypeVar
 
 import pytest
+from kcc_runtime import shm
 from kcc_runtime.htable import parse_definition
 from kcc_runtime.modules import auth
 from kcc_runtime.pike import NEW_BLOCKED, NOT_BLOCKED, PikeTree
@@ -144,6 +148,64 @@ def test_shv_table_mutex_of_a_dead_writer(store: SharedMemoryStore) -> None:
     within(lambda: store.set("n", 42))
     assert store.get("n") == 42
     assert store.release_dead(pid) == []  # nothing left to release
+
+
+def die_at_line(step: int, write: Callable[[], None]) -> bool:
+    """Fork a child that runs ``write`` and dies (``os._exit``: no cleanup, as under
+    SIGKILL) at the ``step``-th line it executes in :mod:`kcc_runtime.shm`; whether
+    it died there (False: ``write`` ended first)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        lines = 0
+
+        def local(frame: FrameType, event: str, arg: object) -> object:
+            nonlocal lines
+            if event == "line":
+                lines += 1
+                if lines == step:
+                    os._exit(DIED)
+            return local
+
+        def calls(frame: FrameType, event: str, arg: object) -> object:
+            return local if frame.f_code.co_filename == shm.__file__ else None
+
+        try:
+            sys.settrace(calls)
+            write()
+            sys.settrace(None)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == DIED
+
+
+#: the exit code of a child that died where :func:`die_at_line` told it to
+DIED: Final = 77
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["set name", "new name"])
+def test_a_shv_writer_dying_at_any_step_leaves_the_old_or_the_new_value(
+    store: SharedMemoryStore, fresh: bool
+) -> None:
+    # a SIGKILL can land anywhere in a write: what the next reader sees is the value
+    # before the write or the value after it, whole ("s" holds "before"; a name never
+    # set reads as 0). The child dies after each line of shm in turn; a death inside
+    # a line's copy of bytes only reaches the copy that is not yet current
+    new = "x" * 3000
+    seen: set[object] = set()
+    step = 1
+    while True:
+        name = f"new{step}" if fresh else "s"
+        old = store.get(name)
+        if not die_at_line(step, functools.partial(store.set, name, new)):
+            break
+        value = within(functools.partial(store.get, name))
+        assert value in (old, new), f"died at step {step}: read {str(value)[:40]!r}"
+        seen.add(value)
+        store.set(name, old)
+        step += 1
+    assert seen == {old, new}  # the deaths fell on both sides of the last store
+    assert store.get(name) == new  # the child that ran to the end wrote it
 
 
 def test_cfgutils_lock_of_a_dead_worker(store: SharedMemoryStore) -> None:
