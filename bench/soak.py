@@ -46,9 +46,15 @@ What it does, on free loopback ports:
 
 It prints the figures and exits 0 only when every criterion holds: no worker
 restarted (same PIDs, no restart line), every valid call succeeded, RSS grew less
-than 5 % (the issue's criterion), and so did PSS (stricter: the RSS summed over the
-processes counts their shared pages, code and libraries, once per process, which
-dilutes a worker's growth), the OPTIONS was answered, no internal error in the log.
+than 5 % (the issue's criterion), the OPTIONS was answered, no internal error in the
+log. PSS growth is printed beside RSS growth, and the tree's PSS every 10 s, but it
+is not a criterion. Summed RSS counts the shared pages (code, libraries) once per
+process, which dilutes a worker's growth, and PSS does not; but both are measured
+from the warm-up's baseline, and PSS follows how high the warm-up's bursts happened
+to reach: runs that ended within 2 MB of one another (56.6-58.3 MB of PSS, after one
+or three million datagrams) measured from +4.2 % to +14.9 %. A leak shows in the
+10-second trace (it climbs instead of staying flat) and in the end state (higher
+after three million datagrams than after one): ``docs/architecture.md``.
 A failed call is counted by SIPp's reason (unexpected message, retransmissions
 exhausted...), and after a failure the working directory is kept, its path printed:
 the proxy's log, SIPp's ``-trace_err`` log of the messages that failed calls, its
@@ -332,7 +338,6 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
         "no worker restarted": pids_before == pids_after and not restarts,
         "every valid call succeeded": uac.successful == calls and uac.failed == 0,
         "RSS growth < 5 % (issue 9's criterion)": rss < GROWTH_LIMIT,
-        "PSS growth < 5 % (stricter: shared pages counted once)": pss < GROWTH_LIMIT,
         "answers OPTIONS afterwards": answered,
         "no internal error logged": not errors,
         "every datagram sent": sent.sent == args.datagrams,
@@ -352,7 +357,7 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
     trace = ", ".join(f"{kb // 1024}" for _, kb in sampler.samples)
     print(f"PSS of the proxy tree every 10 s during the soak and settle (MB): {trace}")
     print(f"after:  RSS {after.rss_kb} kB, PSS {after.pss_kb} kB, workers {sorted(pids_after)}")
-    print(f"memory growth: RSS {rss:+.2%}, PSS {pss:+.2%}")
+    print(f"memory growth: RSS {rss:+.2%}, PSS {pss:+.2%} (PSS: not a criterion, see docstring)")
     print(
         f"growth from the idle proxy: RSS {growth(idle.rss_kb, after.rss_kb):+.2%}, "
         f"PSS {growth(idle.pss_kb, after.pss_kb):+.2%} (not a criterion: see the warm-up)"
