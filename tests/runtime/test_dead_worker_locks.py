@@ -9,7 +9,8 @@ every lock again before the supervisor has done anything (within a generous boun
 hang fails the test instead of blocking the run), read the values written before the
 child died, and write new ones. What the supervisor does for a reaped worker
 (``SharedMemoryStore.release_dead``, ``ModuleMemory.release_dead``) reports the locks
-it held and clears its entry in tmx's table.
+it held and clears its entry in tmx's table. A ``$shv`` writer that dies at any step
+of its write leaves the value before it or the value after it, whole.
 """
 
 from __future__ import annotations
