@@ -42,19 +42,22 @@ What it does, on free loopback ports:
    come the wait timers and the workers' next memory trim), memory again, the
    workers' PIDs again, an OPTIONS probe, and the proxy's log searched for restarts
    (``restarting it``), internal errors (``error while processing``, ``engine
-   failed``, ``Traceback``).
+   failed``, ``Traceback``); and whether both SIPp backends still run (the fuzz
+   reaches them through the proxy: a backend that died fails the calls balanced to
+   it).
 
 It prints the figures and exits 0 only when every criterion holds: no worker
 restarted (same PIDs, no restart line), every valid call succeeded, RSS grew less
 than 5 % (the issue's criterion), the OPTIONS was answered, no internal error in the
-log. PSS growth is printed beside RSS growth, and the tree's PSS every 10 s, but it
-is not a criterion. Summed RSS counts the shared pages (code, libraries) once per
-process, which dilutes a worker's growth, and PSS does not; but both are measured
-from the warm-up's baseline, and PSS follows how high the warm-up's bursts happened
-to reach: runs that ended within 2 MB of one another (56.6-58.3 MB of PSS, after one
-or three million datagrams) measured from +4.2 % to +14.9 %. A leak shows in the
-10-second trace (it climbs instead of staying flat) and in the end state (higher
-after three million datagrams than after one): ``docs/architecture.md``.
+log, both backends ran to the end. PSS growth is printed beside RSS growth, and the
+tree's PSS every 10 s, but it is not a criterion. Summed RSS counts the shared pages
+(code, libraries) once per process, which dilutes a worker's growth, and PSS does
+not; but both are measured from the warm-up's baseline, and PSS follows how high the
+warm-up's bursts happened to reach: runs that ended within 2 MB of one another
+(56.6-58.3 MB of PSS, after one or three million datagrams) measured from +4.2 % to
++14.9 %. A leak shows in the 10-second trace (it climbs instead of staying flat) and
+in the end state (higher after three million datagrams than after one):
+``docs/architecture.md``.
 A failed call is counted by SIPp's reason (unexpected message, retransmissions
 exhausted...), and after a failure the working directory is kept, its path printed:
 the proxy's log, SIPp's ``-trace_err`` log of the messages that failed calls, its
@@ -272,9 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             start_uas(workdir, port, "uas_rr.xml", uas_statistics(workdir, port))
             for port in setup.backends
         ]
+        by_port = dict(zip(setup.backends, backends, strict=True))
         try:
             with running_proxy(setup, args.proxy) as (proxy, port):
-                ok = soak(args, workdir, proxy.pid, port)
+                ok = soak(args, workdir, proxy.pid, port, by_port)
         finally:
             for uas in backends:
                 stop(uas, signal.SIGUSR1)  # SIPp's quit signal
@@ -288,9 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
+def soak(
+    args: argparse.Namespace,
+    workdir: Path,
+    root: int,
+    port: int,
+    backends: dict[int, subprocess.Popen[bytes]],
+) -> bool:
     """Warm up, measure, soak, settle, measure; print the figures; whether every
-    acceptance criterion holds."""
+    acceptance criterion holds. ``backends``: the SIPp UAS processes by port."""
     print(f"{args.proxy} pid {root} on 127.0.0.1:{port}, {args.children} workers", flush=True)
     idle = tree_memory(root)
     print(f"idle:   RSS {idle.rss_kb} kB, PSS {idle.pss_kb} kB", flush=True)
@@ -330,6 +340,7 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
     drops = udp_rcvbuf_errors() - drops_before
     after, pids_after = tree_memory(root), workers(root)
     answered = options_answered(port, 2.0)
+    backend_exits = {uas_port: uas.poll() for uas_port, uas in backends.items()}
     restarts = log_lines(workdir, RESTART)
     errors = log_lines(workdir, INTERNAL_ERROR)
 
@@ -341,6 +352,9 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
         "answers OPTIONS afterwards": answered,
         "no internal error logged": not errors,
         "every datagram sent": sent.sent == args.datagrams,
+        # the fuzz reaches the backends through the proxy: a backend that died fails
+        # the calls balanced to it, and the run cannot tell those from the proxy's
+        "both SIPp backends ran to the end": all(code is None for code in backend_exits.values()),
     }
     mb = sent.bytes / 1e6
     print(
@@ -369,6 +383,11 @@ def soak(args: argparse.Namespace, workdir: Path, root: int, port: int) -> bool:
     for line in errors[:10]:
         print(f"  {line}")
     print(f"OPTIONS afterwards: {'answered' if answered else 'NO ANSWER'}")
+    states = ", ".join(
+        f"{uas_port} {'running' if code is None else f'EXITED ({code})'}"
+        for uas_port, code in backend_exits.items()
+    )
+    print(f"SIPp backends: {states}")
     for name, held in checks.items():
         print(f"{'ok  ' if held else 'FAIL'} {name}")
     return all(checks.values())
