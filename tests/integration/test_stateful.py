@@ -516,6 +516,54 @@ def test_a_late_final_after_fr_timer_is_acked_and_dropped(
     assert set(statuses) == {"100", "408"}, statuses
 
 
+def test_invites_reusing_one_branch_are_two_transactions(
+    impl: str, children: int, services: Services
+) -> None:
+    # a UA that reuses one branch for two calls (a SIPp scenario with a fixed branch,
+    # a broken phone, a fuzzer): Kamailio looks a request up in the hash bucket of
+    # its Call-ID and CSeq number, so each INVITE is a transaction of its own, both are
+    # relayed and each caller gets its 100 (matched on branch, sent-by and method
+    # alone, the second was absorbed as a retransmission of the first)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller,
+    ):
+        for sock in (first, second, caller):
+            sock.bind(("127.0.0.1", 0))
+        backends = (first.getsockname()[1], second.getsockname()[1])
+        proxy = start_proxy(services, impl, "stateful_rr", backends, children=children)
+        port = caller.getsockname()[1]
+        for call in ("one", "two"):
+            invite = sip_request(
+                "INVITE",
+                "sip:bob@127.0.0.1",
+                via=f"127.0.0.1:{port}",
+                from_=f"<sip:alice@127.0.0.1>;tag={call}",
+                to="<sip:bob@127.0.0.1>",
+                call_id=f"{call}@127.0.0.1",
+                cseq=1,
+                contact=f"<sip:alice@127.0.0.1:{port}>",
+                branch="z9hG4bK-reused",
+            )
+            caller.sendto(invite.encode(), ("127.0.0.1", proxy.port))
+        trying = [parse_sip(data) for data in datagrams(caller, 2.0)]
+        # tm retransmits to the silent backends: each INVITE counts once
+        relayed = [
+            parse_sip(data)
+            for backend in (first, second)
+            for data in requests_within(backend, "INVITE", 1.0)
+        ]
+    assert {msg.one("call-id") for msg in relayed if msg is not None} == {
+        "one@127.0.0.1",
+        "two@127.0.0.1",
+    }
+    assert sorted(msg.one("call-id") for msg in trying if msg is not None) == [
+        "one@127.0.0.1",
+        "two@127.0.0.1",
+    ]
+
+
 def datagrams(sock: socket.socket, timeout: float) -> Iterator[bytes]:
     """What ``sock`` receives until ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout

@@ -603,6 +603,28 @@ def test_cancel_has_its_own_transaction_and_finds_its_invite() -> None:
     assert layer.find_invite_for_cancel(req(request("CANCEL", host="192.0.2.99"))) is None
 
 
+def test_requests_reusing_a_branch_are_told_apart_by_call_id_and_cseq() -> None:
+    # Kamailio looks a request up in the hash bucket of its Call-ID and CSeq number:
+    # two INVITEs with one branch but two Call-IDs (a UA or a SIPp scenario with a
+    # fixed branch, a fuzzer) are two transactions and both are relayed; matching on
+    # branch, sent-by and method alone absorbed the second as a retransmission
+    layer = TransactionLayer()
+    first = new_server(layer, request(call_id="cid-1"))
+    second = layer.receive_request(req(request(call_id="cid-2")), SRC, 0.1)
+    assert second is not None and second is not first
+    third = layer.receive_request(req(request(call_id="cid-1", cseq=2)), SRC, 0.2)
+    assert third is not None and third not in (first, second)
+    # a retransmission repeats them all; CANCEL and a negative reply's ACK carry the
+    # INVITE's Call-ID and CSeq number
+    assert layer.match_request(req(request(call_id="cid-2"))) is second
+    assert layer.find_invite_for_cancel(req(request("CANCEL", call_id="cid-2"))) is second
+    layer.send_response(first, response(request(call_id="cid-1"), 486, "Busy"), 0.3)
+    ack = req(request("ACK", call_id="cid-1", to_tag="t9"))
+    assert layer.receive_request(ack, SRC, 0.4) is first
+    assert state_of(first) is State.CONFIRMED
+    assert state_of(second) is not State.CONFIRMED
+
+
 def test_rfc2543_fallback_matching() -> None:
     layer = TransactionLayer()
     data = request(branch=None)

@@ -10,9 +10,12 @@ and ``next_event()``, and re-arms one timer at ``get_timer()``, calling
 ``state.TRANSITIONS``; this module performs the actions that go with each transition.
 
 Matching: a request matches a server transaction (§17.2.3) by the top Via's branch (with
-the ``z9hG4bK`` magic cookie), sent-by and method, an ACK matching the INVITE it
-acknowledges and a CANCEL only its own transaction (``find_invite_for_cancel`` gives the
-INVITE a CANCEL is for). Without the cookie the RFC 2543 rule applies: Request-URI, To
+the ``z9hG4bK`` magic cookie), sent-by and method, and, as in Kamailio (which looks in
+the hash bucket of the Call-ID and CSeq number first), its Call-ID and CSeq number: a
+retransmission repeats them all, and two requests that reuse one branch stay two
+transactions. An ACK matches the INVITE it acknowledges and a CANCEL only its own
+transaction (``find_invite_for_cancel`` gives the INVITE a CANCEL is for). Without the
+cookie the RFC 2543 rule applies: Request-URI, To
 tag, From tag, Call-ID, CSeq and top Via; for an ACK the To tag is compared with the one
 of the response the transaction sent. A response matches a client transaction (§17.1.3)
 by the top Via's branch and the CSeq method.
@@ -374,14 +377,21 @@ def _via_key(via: Via) -> tuple[object, ...]:
 
 def _server_key(msg: Request, method: str) -> _ServerKey | None:
     """The §17.2.3 key of ``msg`` looked up as ``method`` (INVITE for ACK and CANCEL's
-    INVITE); None when the headers it needs are missing."""
+    INVITE), with Kamailio's Call-ID and CSeq number; None when the headers it needs
+    are missing."""
     via = msg.via
     if via is None:
         return None
     branch = via.branch
+    cseq, call_id = msg.cseq, msg.call_id
     if branch is not None and branch.startswith(MAGIC_COOKIE):
-        return ("3261", branch, via.host.lower(), via.port, method)
-    cseq, call_id, from_, to = msg.cseq, msg.call_id, msg.from_, msg.to
+        # Kamailio looks in the hash bucket of the Call-ID and CSeq number, then
+        # compares branch, sent-by and method: two requests that reuse one branch (a
+        # broken UA, a scenario with a fixed branch, a fuzzer) are two transactions
+        # there, and here too; a retransmission repeats all of them
+        number = cseq.number if cseq is not None else None
+        return ("3261", branch, via.host.lower(), via.port, method, call_id, number)
+    from_, to = msg.from_, msg.to
     if cseq is None or call_id is None or from_ is None or to is None:
         return None
     uri = msg.buf[msg.uri_start : msg.uri_end]
