@@ -40,6 +40,7 @@ SIPp discards them, which no assertion here depends on.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import select
 import socket
@@ -469,13 +470,7 @@ def test_a_late_final_after_fr_timer_is_acked_and_dropped(
     # keeps the branch for its wait timer, so the 486 is ACKed hop by hop and goes no
     # further (relayed upstream by the stateless path, it reached the caller after the
     # 408 and was never ACKed)
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller,
-    ):
-        for sock in (first, second, caller):
-            sock.bind(("127.0.0.1", 0))
+    with raw_backends_and_caller() as (first, second, caller):
         backends = (first.getsockname()[1], second.getsockname()[1])
         proxy = start_proxy(
             services, impl, "stateful_rr", backends, children=children, edit=short_timers
@@ -524,13 +519,7 @@ def test_invites_reusing_one_branch_are_two_transactions(
     # its Call-ID and CSeq number, so each INVITE is a transaction of its own, both are
     # relayed and each caller gets its 100 (matched on branch, sent-by and method
     # alone, the second was absorbed as a retransmission of the first)
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller,
-    ):
-        for sock in (first, second, caller):
-            sock.bind(("127.0.0.1", 0))
+    with raw_backends_and_caller() as (first, second, caller):
         backends = (first.getsockname()[1], second.getsockname()[1])
         proxy = start_proxy(services, impl, "stateful_rr", backends, children=children)
         port = caller.getsockname()[1]
@@ -562,6 +551,20 @@ def test_invites_reusing_one_branch_are_two_transactions(
         "one@127.0.0.1",
         "two@127.0.0.1",
     ]
+
+
+@contextlib.contextmanager
+def raw_backends_and_caller() -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
+    """Three UDP sockets on free loopback ports: two backends the test answers from
+    by hand, and a caller."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller,
+    ):
+        for sock in (first, second, caller):
+            sock.bind(("127.0.0.1", 0))
+        yield first, second, caller
 
 
 def datagrams(sock: socket.socket, timeout: float) -> Iterator[bytes]:
