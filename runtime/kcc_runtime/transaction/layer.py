@@ -15,10 +15,10 @@ the hash bucket of the Call-ID and CSeq number first), its Call-ID and CSeq numb
 retransmission repeats them all, and two requests that reuse one branch stay two
 transactions. An ACK matches the INVITE it acknowledges and a CANCEL only its own
 transaction (``find_invite_for_cancel`` gives the INVITE a CANCEL is for). Without the
-cookie the RFC 2543 rule applies: Request-URI, To
-tag, From tag, Call-ID, CSeq and top Via; for an ACK the To tag is compared with the one
-of the response the transaction sent. A response matches a client transaction (§17.1.3)
-by the top Via's branch and the CSeq method.
+cookie the RFC 2543 rule applies: Request-URI, To tag, From tag, Call-ID, CSeq and top
+Via; for an ACK the To tag is compared with the one of the response the transaction
+sent. A response matches a client transaction (§17.1.3) by the top Via's branch and the
+CSeq method.
 
 Kamailio's tm differs from the RFC in places that change what goes on the wire; the
 layer follows Kamailio (``timers.py`` has the table, ``TimerConfig.rfc3261()`` the RFC):
@@ -385,10 +385,7 @@ def _server_key(msg: Request, method: str) -> _ServerKey | None:
     branch = via.branch
     cseq, call_id = msg.cseq, msg.call_id
     if branch is not None and branch.startswith(MAGIC_COOKIE):
-        # Kamailio looks in the hash bucket of the Call-ID and CSeq number, then
-        # compares branch, sent-by and method: two requests that reuse one branch (a
-        # broken UA, a scenario with a fixed branch, a fuzzer) are two transactions
-        # there, and here too; a retransmission repeats all of them
+        # Call-ID and CSeq number: Kamailio's hash bucket (see the module docstring)
         number = cseq.number if cseq is not None else None
         return ("3261", branch, via.host.lower(), via.port, method, call_id, number)
     from_, to = msg.from_, msg.to
