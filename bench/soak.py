@@ -11,7 +11,12 @@ What it does, on free loopback ports:
 
 1. Builds ``examples/stateful_rr.cfg`` with its backends moved to two free ports
    (``proxy_bench.make_setup``) and starts it with ``--children`` workers (2) and
-   ``--allow-dst 127.0.0.0/8,::1``; two SIPp UAS backends (``uas_rr.xml``).
+   ``--allow-dst 127.0.0.0/8,::1``; two SIPp UAS backends (``uas_rr.xml``), each
+   behind a shield (``bench/sipp_shield.py``) on the port the cfg names, which keeps
+   from SIPp the datagrams of 20,490 bytes or more: the proxy relays the fuzz it can
+   parse, and those overflow a buffer of SIPp 3.6 and kill it (an INVITE with a Via
+   header of some 40 kB killed a backend with SIGSEGV behind kcc and behind Kamailio
+   5.6 alike). The backends' replies go straight to the proxy (SIPp's ``-rsa``).
 2. Warm-up: the soak's traffic, shorter: ``--warmup`` fuzzed datagrams (10 %, at
    least 5,000) with valid calls at ``--call-rate`` beside them, then a settle pause.
    It touches what is touched once: the pages of code and of the shared tables first
@@ -42,23 +47,20 @@ What it does, on free loopback ports:
    come the wait timers and the workers' next memory trim), memory again, the
    workers' PIDs again, an OPTIONS probe, and the proxy's log searched for restarts
    (``restarting it``), internal errors (``error while processing``, ``engine
-   failed``, ``Traceback``); and whether both SIPp backends still run. The fuzz
-   reaches them through the proxy, which balances every INVITE it can parse, and
-   SIPp 3.6 is not proof against it: an INVITE with a Via header of some 40 kB
-   killed a backend with SIGSEGV when relayed by kcc and by Kamailio 5.6 alike, as
-   did a 65 kB fuzzed response sent to SIPp directly. A dead backend fails the calls
-   balanced to it, so the run is then failed as inconclusive, whatever the proxy did.
+   failed``, ``Traceback``); and whether both SIPp backends and their shields still
+   run: a dead backend fails the calls balanced to it, so the run is then failed as
+   inconclusive, whatever the proxy did. The shields' counts are printed at the end.
 
 It prints the figures and exits 0 only when every criterion holds: no worker
 restarted (same PIDs, no restart line), every valid call succeeded, RSS grew less
 than 5 % (the issue's criterion), the OPTIONS was answered, no internal error in the
-log, both backends ran to the end. PSS growth is printed beside RSS growth, and the
-tree's PSS every 10 s, but it is not a criterion. Summed RSS counts the shared pages
-(code, libraries) once per process, which dilutes a worker's growth, and PSS does
-not; but both are measured from the warm-up's baseline, and PSS follows how high the
-warm-up's bursts happened to reach: runs that ended within 2 MB of one another
-(56.6-58.3 MB of PSS, after one or three million datagrams) measured from +4.2 % to
-+14.9 %. A leak shows in the 10-second trace (it climbs instead of staying flat) and
+log, both backends and their shields ran to the end. PSS growth is printed beside
+RSS growth, and the tree's PSS every 10 s, but it is not a criterion. Summed RSS
+counts the shared pages (code, libraries) once per process, which dilutes a worker's
+growth, and PSS does not; but both are measured from the warm-up's baseline, and PSS
+follows how high the warm-up's bursts happened to reach: runs that ended within 2 MB
+of one another (56.6-58.3 MB of PSS, after one or three million datagrams) measured
+from +4.2 % to +14.9 %. A leak shows in the 10-second trace (it climbs instead of staying flat) and
 in the end state (higher after three million datagrams than after one):
 ``docs/architecture.md``.
 A failed call is counted by SIPp's reason (unexpected message, retransmissions
@@ -92,6 +94,7 @@ from proxy_bench import (
     MemorySampler,
     _proc_table,
     exit_on_sigterm,
+    exited,
     free_udp_ports,
     make_setup,
     options_answered,
@@ -99,8 +102,10 @@ from proxy_bench import (
     start_uas,
     stop,
     tree_pss_kb,
+    udp_bound,
 )
 from sipfuzz import SendStats, send_fuzz
+from sipp_shield import shield_argv
 
 #: what the proxy logs when a worker dies, or when a message hits a runtime bug
 RESTART = re.compile(r"worker \d+ \(pid \d+\) .*restarting it")
@@ -229,6 +234,59 @@ def uas_statistics(workdir: Path, port: int) -> list[str]:
     return ["-trace_stat", "-stf", str(workdir / f"uas-{port}.csv"), "-fd", "10"]
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A SIPp UAS (``uas_rr.xml``) behind its shield (``sipp_shield.py``)."""
+
+    uas_port: int
+    uas: subprocess.Popen[bytes]
+    shield: subprocess.Popen[bytes]
+    shield_log: Path
+
+    def exits(self) -> str | None:
+        """None while both run; otherwise which one exited, with its code."""
+        codes = {"SIPp": self.uas.poll(), "shield": self.shield.poll()}
+        dead = [f"{name} EXITED ({code})" for name, code in codes.items() if code is not None]
+        return ", ".join(dead) or None
+
+    def stop(self) -> None:
+        stop(self.shield, signal.SIGUSR1)  # it prints its counts
+        stop(self.uas, signal.SIGUSR1)  # SIPp's quit signal
+
+    def shield_counts(self) -> str:
+        return self.shield_log.read_text(encoding="utf-8", errors="replace").strip()
+
+
+def start_backend(workdir: Path, listen: int, proxy_port: int, avoid: Sequence[int]) -> Backend:
+    """A SIPp backend for the cfg's backend port ``listen``: the shield binds ``listen``
+    and forwards to a SIPp UAS on a port of its own (not one of ``avoid``, the cfg's
+    backend ports), whose replies go straight to the proxy (``-rsa``). SIPp writes its
+    statistics every 10 s (open calls, failures, messages out of any call): what tells
+    a backend that stopped answering from the proxy."""
+    uas_port = next(port for port in free_udp_ports(3) if port not in avoid)
+    extra = [*uas_statistics(workdir, uas_port), "-rsa", f"127.0.0.1:{proxy_port}"]
+    uas = start_uas(workdir, uas_port, "uas_rr.xml", extra)
+    log = workdir / f"shield-{listen}.out"
+    with log.open("wb") as out:
+        shield = subprocess.Popen(
+            shield_argv(listen, uas_port),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    backend = Backend(uas_port, uas, shield, log)
+    deadline = time.monotonic() + 20
+    while not udp_bound(listen):
+        if exited(shield.pid) or time.monotonic() > deadline:
+            backend.stop()
+            raise SystemExit(
+                f"the shield on port {listen} did not start: {backend.shield_counts()}"
+            )
+        time.sleep(0.05)
+    return backend
+
+
 def log_lines(workdir: Path, pattern: re.Pattern[str]) -> list[str]:
     """The lines of the proxy's log (``running_proxy`` writes it in ``kcc-*/``)
     matching ``pattern``."""
@@ -272,19 +330,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.proxy == "kamailio" and shutil.which("kamailio") is None:
             print("kamailio is not installed (scripts/setup.sh installs it)", file=sys.stderr)
             return 2
-        # each backend's statistics every 10 s (open calls, failures, messages out of
-        # any call): what tells a backend that stopped answering from the proxy
-        backends = [
-            start_uas(workdir, port, "uas_rr.xml", uas_statistics(workdir, port))
-            for port in setup.backends
-        ]
-        by_port = dict(zip(setup.backends, backends, strict=True))
+        backends: list[Backend] = []
         try:
             with running_proxy(setup, args.proxy) as (proxy, port):
-                ok = soak(args, workdir, proxy.pid, port, by_port)
+                for listen in setup.backends:
+                    backends.append(start_backend(workdir, listen, port, setup.backends))
+                ok = soak(args, workdir, proxy.pid, port, backends)
         finally:
-            for uas in backends:
-                stop(uas, signal.SIGUSR1)  # SIPp's quit signal
+            for backend in backends:
+                backend.stop()
+            for backend in backends:
+                print(backend.shield_counts())
     finally:
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -300,10 +356,10 @@ def soak(
     workdir: Path,
     root: int,
     port: int,
-    backends: dict[int, subprocess.Popen[bytes]],
+    backends: Sequence[Backend],
 ) -> bool:
     """Warm up, measure, soak, settle, measure; print the figures; whether every
-    acceptance criterion holds. ``backends``: the SIPp UAS processes by port."""
+    acceptance criterion holds."""
     print(f"{args.proxy} pid {root} on 127.0.0.1:{port}, {args.children} workers", flush=True)
     idle = tree_memory(root)
     print(f"idle:   RSS {idle.rss_kb} kB, PSS {idle.pss_kb} kB", flush=True)
@@ -343,7 +399,7 @@ def soak(
     drops = udp_rcvbuf_errors() - drops_before
     after, pids_after = tree_memory(root), workers(root)
     answered = options_answered(port, 2.0)
-    backend_exits = {uas_port: uas.poll() for uas_port, uas in backends.items()}
+    backend_exits = {backend.uas_port: backend.exits() for backend in backends}
     restarts = log_lines(workdir, RESTART)
     errors = log_lines(workdir, INTERNAL_ERROR)
 
@@ -355,9 +411,9 @@ def soak(
         "answers OPTIONS afterwards": answered,
         "no internal error logged": not errors,
         "every datagram sent": sent.sent == args.datagrams,
-        # the fuzz reaches the backends through the proxy: a backend that died fails
-        # the calls balanced to it, and the run cannot tell those from the proxy's
-        "both SIPp backends ran to the end": all(code is None for code in backend_exits.values()),
+        # a backend that died fails the calls balanced to it, and the run cannot tell
+        # those from the proxy's
+        "both SIPp backends and their shields ran to the end": not any(backend_exits.values()),
     }
     mb = sent.bytes / 1e6
     print(
@@ -387,8 +443,7 @@ def soak(
         print(f"  {line}")
     print(f"OPTIONS afterwards: {'answered' if answered else 'NO ANSWER'}")
     states = ", ".join(
-        f"{uas_port} {'running' if code is None else f'EXITED ({code})'}"
-        for uas_port, code in backend_exits.items()
+        f"{uas_port} {dead or 'running'}" for uas_port, dead in backend_exits.items()
     )
     print(f"SIPp backends: {states}")
     for name, held in checks.items():

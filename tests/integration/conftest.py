@@ -688,10 +688,16 @@ def sipp_base(scenario: str, local_port: int, local_ip: str = "127.0.0.1") -> li
 
 
 def start_uas(
-    services: Services, port: int, scenario: str = "uas.xml", *, trace_msg: bool = False
+    services: Services,
+    port: int,
+    scenario: str = "uas.xml",
+    *,
+    trace_msg: bool = False,
+    extra: Sequence[str] = (),
 ) -> Uas:
     """A SIPp backend (``scenarios/<scenario>``) on 127.0.0.1:``port``; with
-    ``trace_msg``, every message it sends and receives is logged (``Uas.messages_log``)."""
+    ``trace_msg``, every message it sends and receives is logged (``Uas.messages_log``);
+    ``extra``: more SIPp options."""
     log = services.workdir / f"uas-{port}.calls"
     messages = services.workdir / f"uas-{port}.messages" if trace_msg else None
     argv = [
@@ -705,6 +711,7 @@ def start_uas(
     ]
     if messages is not None:
         argv += ["-trace_msg", "-message_file", str(messages)]
+    argv += extra
     service = services.add(
         spawn(
             f"uas:{port}",

@@ -2,7 +2,10 @@
 the stateful balancer built by kcc, with two workers.
 
 ``examples/stateful_rr.cfg`` runs as the proxy kcc builds (``children=2``) in front of
-two SIPp UAS backends. While a SIPp UAC places ``CALLS`` valid calls (INVITE,
+two SIPp UAS backends, each behind a shield (``bench/sipp_shield.py``) that keeps from
+it the datagrams of 20,490 bytes or more, which overflow a buffer of SIPp's and kill
+it (the proxy still relays them; the backend's replies go straight to the proxy,
+``-rsa``). While a SIPp UAC places ``CALLS`` valid calls (INVITE,
 100/180/200, ACK and BYE loose-routed through the proxy; SIPp's retransmissions on, as
 a real caller's, a source port per call so both workers take calls),
 ``bench/sipfuzz.py`` sends ``DATAGRAMS`` fuzzed datagrams (the torture corpus and a
@@ -24,11 +27,17 @@ datagrams). Kamailio is not run here: the fuzzed input is the kcc runtime's conc
 from __future__ import annotations
 
 import re
+import signal
 import threading
 from pathlib import Path
 
+import pytest
+
 from bench.sipfuzz import SendStats, send_fuzz
+from bench.sipp_shield import shield_argv
 from tests.integration.conftest import (
+    START_TIMEOUT,
+    Service,
     Services,
     SipProbe,
     Uas,
@@ -37,8 +46,11 @@ from tests.integration.conftest import (
     read_stat,
     run_sipp_client,
     sipp_base,
+    spawn,
     start_proxy,
     start_uas,
+    udp_bound,
+    wait_until,
 )
 
 pytestmark = [needs_sipp]
@@ -64,25 +76,46 @@ def worker_pids(root: int) -> set[int]:
     return found
 
 
-def backends_state(uases: list[Uas]) -> str:
-    """Whether each SIPp backend still runs, its last output and errors: the fuzz
-    reaches the backends through the proxy, and a backend that stalls or dies fails
-    the calls routed to it (what a failure here must tell apart from the proxy)."""
+def backends_state(uases: list[Uas], shields: list[Service]) -> str:
+    """Whether each SIPp backend and its shield still run, the backend's last output
+    and errors: the fuzz reaches the backends through the proxy, and a backend that
+    stalls or dies fails the calls routed to it (what a failure here must tell apart
+    from the proxy)."""
     parts = []
-    for uas in uases:
+    for uas, shield in zip(uases, shields, strict=True):
         errors = uas.calls_log.with_suffix(".errors")
         tail = errors.read_text(errors="replace")[-1500:] if errors.exists() else "(none)"
         parts.append(
-            f"UAS {uas.port}: {'alive' if uas.service.alive() else 'EXITED'}\n"
+            f"UAS {uas.port}: {'alive' if uas.service.alive() else 'EXITED'}, "
+            f"its {shield.name}: {'alive' if shield.alive() else 'EXITED'}\n"
             f"{uas.service.log_tail(15)}\nerrors: {tail}"
         )
     return "\n".join(parts)
 
 
+def start_shield(services: Services, listen: int, uas: Uas) -> Service:
+    """A shield on 127.0.0.1:``listen`` in front of ``uas`` (``bench/sipp_shield.py``)."""
+    log = services.workdir / f"shield-{listen}.out"
+    argv = shield_argv(listen, uas.port)
+    service = services.add(
+        spawn(f"shield:{listen}", argv, log, cwd=services.workdir, stop_signal=signal.SIGUSR1)
+    )
+    if not wait_until(lambda: udp_bound(listen) or not service.alive(), START_TIMEOUT):
+        pytest.fail(f"the shield on port {listen} did not bind:\n{service.log_tail()}")
+    if not service.alive():
+        pytest.fail(f"the shield on port {listen} exited:\n{service.log_tail()}")
+    return service
+
+
 def test_fuzzed_datagrams_with_valid_calls(services: Services) -> None:
-    backends = free_udp_ports(2)
-    uases = [start_uas(services, port, "uas_rr.xml") for port in backends]
-    proxy = start_proxy(services, "kcc", "stateful_rr", backends, children=2)
+    *ports, proxy_port = free_udp_ports(5)
+    shield_ports, uas_ports = ports[:2], ports[2:]
+    replies_to_proxy = ["-rsa", f"127.0.0.1:{proxy_port}"]
+    uases = [start_uas(services, port, "uas_rr.xml", extra=replies_to_proxy) for port in uas_ports]
+    shields = [
+        start_shield(services, listen, uas) for listen, uas in zip(shield_ports, uases, strict=True)
+    ]
+    proxy = start_proxy(services, "kcc", "stateful_rr", shield_ports, children=2, port=proxy_port)
     workers = worker_pids(proxy.service.pid)
     assert len(workers) == 2, f"expected two workers: {workers}\n{proxy.service.log_tail()}"
 
@@ -109,7 +142,7 @@ def test_fuzzed_datagrams_with_valid_calls(services: Services) -> None:
     assert stats.get("SuccessfulCall(C)") == str(CALLS), (
         f"valid calls: {stats.get('SuccessfulCall(C)')} of {CALLS} succeeded, "
         f"{stats.get('FailedCall(C)')} failed\n{done.stderr.decode(errors='replace')[-2000:]}"
-        f"\n{proxy.service.log_tail()}\n{backends_state(uases)}"
+        f"\n{proxy.service.log_tail()}\n{backends_state(uases, shields)}"
     )
     probe = SipProbe()
     try:
