@@ -1,10 +1,12 @@
-"""A one-way UDP shield in front of a SIPp backend, for soaks that relay fuzz to it.
+"""A UDP shield in front of a SIPp backend, for soaks that relay fuzz to it.
 
     python bench/sipp_shield.py --listen PORT --to SIPP_PORT
 
 Forwards every datagram that reaches 127.0.0.1:``PORT`` to the SIPp backend on
-127.0.0.1:``SIPP_PORT``, except those SIPp cannot take: datagrams of
-:data:`SIPP_SAFE_SIZE` bytes or more are dropped and counted.
+127.0.0.1:``SIPP_PORT``, except those SIPp cannot take: a request of
+:data:`SIPP_SAFE_SIZE` bytes or more is answered ``513 Message Too Large`` by the
+shield itself, as a UAS that cannot take it would (RFC 3261 §21.5.14), and the ACK of
+that answer is not passed on; anything else that large is dropped.
 
 Why: SIPp 3.6 copies a header's values (every line of that name, joined by ", ") into
 a static buffer of ``MAX_HEADER_LEN * 10`` = 20,490 bytes without checking the length
@@ -24,28 +26,107 @@ each of seeds 1, 2, 3, 7 and 9 and lived. Fuzzed responses kill SIPp at any size
 307-byte 180 with bad UTF-8 aborted it: ``stack smashing detected``), but a UAS
 behind a proxy is sent requests only.
 
+Why answer rather than drop: a big request the backend never answers keeps its
+transaction in the proxy for ``fr_timer`` (30 s), retransmitted all the while, where
+SIPp answered it at once; in the million-datagram soak that alone raised the proxy's
+resident memory by some 8 MB (``docs/architecture.md``), so dropping would change
+the load the soak measures.
+
 The proxy still receives, parses and relays every fuzzed datagram; only the backend is
-spared. The shield is one-way: the backend runs with ``-rsa`` naming the proxy, so its
-replies go straight to the proxy, and the ACK and BYE of a call go to the backend's own
-port (its Contact). On SIGTERM or SIGUSR1 it prints its counts and exits 0:
-``shield PORT -> SIPP_PORT: forwarded N, dropped M of 20490 bytes or more, K send
-errors`` (a send error is a datagram lost to a full buffer, as UDP may lose it).
+spared. SIPp runs with ``-rsa`` naming the proxy, so its replies go straight to the
+proxy, and the ACK and BYE of a call go to SIPp's own port (its Contact); the 513 goes
+back to where its request came from, the proxy. On SIGTERM or SIGUSR1 the shield
+prints its counts (:meth:`Counts.report`) and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import socket
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 #: SIPp's ``MAX_HEADER_LEN * 10``: the size of the buffer ``get_header`` fills
 SIPP_SAFE_SIZE = 2049 * 10
 #: the socket's receive buffer: a burst of fuzz must not be lost here
 RCVBUF = 4 * 1024 * 1024
+#: the To tag of the shield's 513s, by which their ACKs are recognised
+TAG = b"kcc-sipp-shield"
+
+#: the header lines a response copies from its request (RFC 3261 §8.2.6.2), by their
+#: long and compact names
+_COPIED = {
+    b"via": b"via",
+    b"v": b"via",
+    b"from": b"from",
+    b"f": b"from",
+    b"to": b"to",
+    b"t": b"to",
+    b"call-id": b"call-id",
+    b"i": b"call-id",
+    b"cseq": b"cseq",
+}
+_TAG_PARAM = re.compile(rb";[ \t]*tag[ \t]*=", re.IGNORECASE)
+#: lines end in CRLF, or in a bare LF, which proxies take and relay as they are
+_LINE_END = re.compile(rb"\r?\n")
+
+
+def too_large_reply(request: bytes) -> bytes | None:
+    """``513 Message Too Large`` for ``request``: its Via, From, To, Call-ID and CSeq
+    lines copied in order (folded lines kept whole, every line ended by CRLF),
+    :data:`TAG` added to a To without a tag. None for a response, an ACK (never
+    answered) or a request missing one of those headers (dropped unanswered, as a UAS
+    drops what it cannot parse)."""
+    if request.startswith((b"SIP/", b"ACK ")):
+        return None
+    lines = _LINE_END.split(request)[:-1]  # the last is what follows the last line end
+    if b"" not in lines:  # no empty line: the header section does not end
+        return None
+    fields: list[bytes] = []
+    for line in lines[1 : lines.index(b"")]:
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b"\r\n" + line
+        else:
+            fields.append(line)
+    copied: list[bytes] = []
+    found: set[bytes] = set()
+    for field in fields:
+        name, colon, _ = field.partition(b":")
+        kind = _COPIED.get(name.strip().lower())
+        if not colon or kind is None:
+            continue
+        untagged = kind == b"to" and _TAG_PARAM.search(field) is None
+        copied.append(field + b";tag=" + TAG if untagged else field)
+        found.add(kind)
+    if len(found) < len(set(_COPIED.values())):
+        return None
+    reply = [b"SIP/2.0 513 Message Too Large", *copied, b"Content-Length: 0", b"", b""]
+    return b"\r\n".join(reply)
+
+
+def is_ack_of_ours(request: bytes) -> bool:
+    """Whether ``request`` is the ACK of a 513 the shield sent (its To has our tag)."""
+    return request.startswith(b"ACK ") and b"tag=" + TAG in request
+
+
+@dataclass
+class Counts:
+    forwarded: int = 0
+    answered: int = 0  # too large, answered 513
+    dropped: int = 0  # too large and not answerable, or the ACK of a 513
+    errors: int = 0  # send errors: lost to a full buffer, as UDP may lose them
+
+    def report(self, listen: int, to: int) -> str:
+        return (
+            f"shield {listen} -> {to}: forwarded {self.forwarded}; of {SIPP_SAFE_SIZE}"
+            f" bytes or more, answered 513 {self.answered}; dropped {self.dropped}"
+            f" (responses and ACKs of the 513s included); {self.errors} send errors"
+        )
 
 
 def shield_argv(listen: int, to: int) -> list[str]:
@@ -53,10 +134,9 @@ def shield_argv(listen: int, to: int) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--listen", str(listen), "--to", str(to)]
 
 
-def shield(listen: int, to: int, stop: threading.Event) -> tuple[int, int, int]:
-    """Forward from 127.0.0.1:``listen`` to 127.0.0.1:``to`` until ``stop`` is set
-    (looked at every 0.2 s at least); returns (forwarded, dropped for their size, lost
-    to send errors)."""
+def shield(listen: int, to: int, stop: threading.Event) -> Counts:
+    """Shield SIPp on 127.0.0.1:``to`` from 127.0.0.1:``listen`` until ``stop`` is set
+    (looked at every 0.2 s at least)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
     sock.bind(("127.0.0.1", listen))
@@ -64,25 +144,34 @@ def shield(listen: int, to: int, stop: threading.Event) -> tuple[int, int, int]:
     backend = ("127.0.0.1", to)
     buffer = bytearray(65_536)
     view = memoryview(buffer)
-    forwarded = dropped = errors = 0
+    counts = Counts()
     try:
         while not stop.is_set():
             try:
-                size = sock.recv_into(buffer)
+                size, source = sock.recvfrom_into(buffer)
             except TimeoutError:
                 continue
+            reply = None
             if size >= SIPP_SAFE_SIZE:
-                dropped += 1
+                reply = too_large_reply(bytes(view[:size]))
+                if reply is None:
+                    counts.dropped += 1
+                    continue
+            elif buffer.startswith(b"ACK ") and is_ack_of_ours(bytes(view[:size])):
+                counts.dropped += 1
                 continue
             try:
-                sock.sendto(view[:size], backend)
-            except OSError:  # a full buffer on SIPp's side: UDP loses it, so may we
-                errors += 1
-            else:
-                forwarded += 1
+                if reply is None:
+                    sock.sendto(view[:size], backend)
+                    counts.forwarded += 1
+                else:
+                    sock.sendto(reply, source)
+                    counts.answered += 1
+            except OSError:
+                counts.errors += 1
     finally:
         sock.close()
-    return forwarded, dropped, errors
+    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,12 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(signum, lambda _signum, _frame: stop.set())
-    forwarded, dropped, errors = shield(args.listen, args.to, stop)
-    print(
-        f"shield {args.listen} -> {args.to}: forwarded {forwarded}, dropped {dropped} of"
-        f" {SIPP_SAFE_SIZE} bytes or more, {errors} send errors",
-        flush=True,
-    )
+    print(shield(args.listen, args.to, stop).report(args.listen, args.to), flush=True)
     return 0
 
 
