@@ -2,8 +2,8 @@
 
     python bench/sipp_shield.py --listen PORT --to SIPP_PORT
 
-Forwards every datagram that reaches 127.0.0.1:``PORT`` to the SIPp backend on
-127.0.0.1:``SIPP_PORT``, except those SIPp cannot take: a request of
+Passes the datagrams between a proxy that sends to 127.0.0.1:``PORT`` and the SIPp
+backend on 127.0.0.1:``SIPP_PORT``, both ways, except those SIPp cannot take: a request of
 :data:`SIPP_SAFE_SIZE` bytes or more is answered ``513 Message Too Large`` by the
 shield itself, as a UAS that cannot take it would (RFC 3261 §21.5.14), and the ACK of
 that answer is not passed on; anything else that large is dropped.
@@ -26,23 +26,24 @@ each of seeds 1, 2, 3, 7 and 9 and lived. Fuzzed responses kill SIPp at any size
 307-byte 180 with bad UTF-8 aborted it: ``stack smashing detected``), but a UAS
 behind a proxy is sent requests only.
 
-Why answer rather than drop: a big request the backend never answers keeps its
-transaction in the proxy for ``fr_timer`` (30 s), retransmitted all the while, where
-SIPp answered it at once; in the million-datagram soak that alone raised the proxy's
-resident memory by some 8 MB (``docs/architecture.md``), so dropping would change
-the load the soak measures.
+Why answer rather than drop: dropped, each such request would keep its transaction
+in the proxy for ``fr_timer`` (30 s), retransmitted all the while, where SIPp used to
+answer it at once, and the soak would measure a different load.
 
 The proxy still receives, parses and relays every fuzzed datagram; only the backend is
-spared. SIPp runs with ``-rsa`` naming the proxy, so its replies go straight to the
-proxy, and the ACK and BYE of a call go to SIPp's own port (its Contact); the 513 goes
-back to where its request came from, the proxy. On SIGTERM or SIGUSR1 the shield
-prints its counts (:meth:`Counts.report`) and exits 0.
+spared. Both ways pass through the shield, and each proxy address gets a socket of its
+own toward SIPp (:func:`shield`): SIPp answers to where a request came from, and a
+proxy with several workers sends each transaction from the socket of the worker
+whose transaction it is. The ACK and BYE of a call go straight to SIPp's own port
+(its Contact), and SIPp answers the BYE straight back. On SIGTERM or SIGUSR1 the
+shield prints its counts (:meth:`Counts.report`) and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import selectors
 import signal
 import socket
 import sys
@@ -55,6 +56,8 @@ from pathlib import Path
 SIPP_SAFE_SIZE = 2049 * 10
 #: the socket's receive buffer: a burst of fuzz must not be lost here
 RCVBUF = 4 * 1024 * 1024
+#: the proxy addresses (its workers' sockets) the shield keeps a socket toward SIPp for
+MAX_PEERS = 64
 #: the To tag of the shield's 513s, by which their ACKs are recognised
 TAG = b"kcc-sipp-shield"
 
@@ -116,16 +119,17 @@ def is_ack_of_ours(request: bytes) -> bool:
 
 @dataclass
 class Counts:
-    forwarded: int = 0
+    forwarded: int = 0  # to SIPp
+    returned: int = 0  # from SIPp, to the proxy
     answered: int = 0  # too large, answered 513
-    dropped: int = 0  # too large and not answerable, or the ACK of a 513
+    dropped: int = 0  # too large and not answerable, the ACK of a 513, or no peer left
     errors: int = 0  # send errors: lost to a full buffer, as UDP may lose them
 
     def report(self, listen: int, to: int) -> str:
         return (
-            f"shield {listen} -> {to}: forwarded {self.forwarded}; of {SIPP_SAFE_SIZE}"
-            f" bytes or more, answered 513 {self.answered}; dropped {self.dropped}"
-            f" (responses and ACKs of the 513s included); {self.errors} send errors"
+            f"shield {listen} <-> {to}: forwarded {self.forwarded}, returned {self.returned};"
+            f" of {SIPP_SAFE_SIZE} bytes or more, answered 513 {self.answered}; dropped"
+            f" {self.dropped} (ACKs of the 513s included); {self.errors} send errors"
         )
 
 
@@ -134,43 +138,69 @@ def shield_argv(listen: int, to: int) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--listen", str(listen), "--to", str(to)]
 
 
-def shield(listen: int, to: int, stop: threading.Event) -> Counts:
-    """Shield SIPp on 127.0.0.1:``to`` from 127.0.0.1:``listen`` until ``stop`` is set
-    (looked at every 0.2 s at least)."""
+def _udp_socket(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-    sock.bind(("127.0.0.1", listen))
-    sock.settimeout(0.2)
+    sock.bind(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
+def shield(listen: int, to: int, stop: threading.Event) -> Counts:
+    """Shield SIPp on 127.0.0.1:``to`` from 127.0.0.1:``listen`` until ``stop`` is set
+    (looked at every 0.2 s at least).
+
+    Each address that sends to ``listen`` (a proxy worker's socket) gets a socket of
+    its own toward SIPp, at most :data:`MAX_PEERS`: SIPp answers a request to where it
+    came from, and what it sends to that socket goes back to that address from
+    ``listen``, so the proxy sees the backend answer from the address it sent to, on
+    the socket it sent from (with several workers, the one whose transaction it is)."""
+    front = _udp_socket(listen)
     backend = ("127.0.0.1", to)
+    peers: dict[tuple[str, int], socket.socket] = {}
+    selector = selectors.DefaultSelector()
+    selector.register(front, selectors.EVENT_READ, None)
     buffer = bytearray(65_536)
     view = memoryview(buffer)
     counts = Counts()
     try:
         while not stop.is_set():
-            try:
-                size, source = sock.recvfrom_into(buffer)
-            except TimeoutError:
-                continue
-            reply = None
-            if size >= SIPP_SAFE_SIZE:
-                reply = too_large_reply(bytes(view[:size]))
-                if reply is None:
-                    counts.dropped += 1
+            for key, _ in selector.select(0.2):
+                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    size, source = sock.recvfrom_into(buffer)
+                except BlockingIOError:
                     continue
-            elif buffer.startswith(b"ACK ") and is_ack_of_ours(bytes(view[:size])):
-                counts.dropped += 1
-                continue
-            try:
-                if reply is None:
-                    sock.sendto(view[:size], backend)
-                    counts.forwarded += 1
-                else:
-                    sock.sendto(reply, source)
-                    counts.answered += 1
-            except OSError:
-                counts.errors += 1
+                data = view[:size]
+                try:
+                    if key.data is not None:  # SIPp, to the proxy address of this socket
+                        front.sendto(data, key.data)
+                        counts.returned += 1
+                    elif size >= SIPP_SAFE_SIZE:
+                        reply = too_large_reply(bytes(data))
+                        if reply is None:
+                            counts.dropped += 1
+                        else:
+                            front.sendto(reply, source)
+                            counts.answered += 1
+                    elif buffer.startswith(b"ACK ") and is_ack_of_ours(bytes(data)):
+                        counts.dropped += 1
+                    else:
+                        peer = peers.get(source)
+                        if peer is None and len(peers) < MAX_PEERS:
+                            peers[source] = peer = _udp_socket(0)
+                            selector.register(peer, selectors.EVENT_READ, source)
+                        if peer is None:
+                            counts.dropped += 1
+                        else:
+                            peer.sendto(data, backend)
+                            counts.forwarded += 1
+                except OSError:
+                    counts.errors += 1
     finally:
-        sock.close()
+        selector.close()
+        for sock in (front, *peers.values()):
+            sock.close()
     return counts
 
 

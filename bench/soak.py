@@ -16,7 +16,7 @@ What it does, on free loopback ports:
    from SIPp the datagrams of 20,490 bytes or more: the proxy relays the fuzz it can
    parse, and those overflow a buffer of SIPp 3.6 and kill it (an INVITE with a Via
    header of some 40 kB killed a backend with SIGSEGV behind kcc and behind Kamailio
-   5.6 alike). The backends' replies go straight to the proxy (SIPp's ``-rsa``).
+   5.6 alike). The shield answers those 513 itself.
 2. Warm-up: the soak's traffic, shorter: ``--warmup`` fuzzed datagrams (10 %, at
    least 5,000) with valid calls at ``--call-rate`` beside them, then a settle pause.
    It touches what is touched once: the pages of code and of the shared tables first
@@ -257,15 +257,14 @@ class Backend:
         return self.shield_log.read_text(encoding="utf-8", errors="replace").strip()
 
 
-def start_backend(workdir: Path, listen: int, proxy_port: int, avoid: Sequence[int]) -> Backend:
+def start_backend(workdir: Path, listen: int, avoid: Sequence[int]) -> Backend:
     """A SIPp backend for the cfg's backend port ``listen``: the shield binds ``listen``
-    and forwards to a SIPp UAS on a port of its own (not one of ``avoid``, the cfg's
-    backend ports), whose replies go straight to the proxy (``-rsa``). SIPp writes its
-    statistics every 10 s (open calls, failures, messages out of any call): what tells
-    a backend that stopped answering from the proxy."""
+    and passes to a SIPp UAS on a port of its own (not one of ``avoid``, the cfg's
+    backend ports). SIPp writes its statistics every 10 s (open calls, failures,
+    messages out of any call): what tells a backend that stopped answering from the
+    proxy."""
     uas_port = next(port for port in free_udp_ports(3) if port not in avoid)
-    extra = [*uas_statistics(workdir, uas_port), "-rsa", f"127.0.0.1:{proxy_port}"]
-    uas = start_uas(workdir, uas_port, "uas_rr.xml", extra)
+    uas = start_uas(workdir, uas_port, "uas_rr.xml", uas_statistics(workdir, uas_port))
     log = workdir / f"shield-{listen}.out"
     with log.open("wb") as out:
         shield = subprocess.Popen(
@@ -332,9 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         backends: list[Backend] = []
         try:
+            for listen in setup.backends:
+                backends.append(start_backend(workdir, listen, setup.backends))
             with running_proxy(setup, args.proxy) as (proxy, port):
-                for listen in setup.backends:
-                    backends.append(start_backend(workdir, listen, port, setup.backends))
                 ok = soak(args, workdir, proxy.pid, port, backends)
         finally:
             for backend in backends:

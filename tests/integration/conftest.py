@@ -693,11 +693,9 @@ def start_uas(
     scenario: str = "uas.xml",
     *,
     trace_msg: bool = False,
-    extra: Sequence[str] = (),
 ) -> Uas:
     """A SIPp backend (``scenarios/<scenario>``) on 127.0.0.1:``port``; with
-    ``trace_msg``, every message it sends and receives is logged (``Uas.messages_log``);
-    ``extra``: more SIPp options."""
+    ``trace_msg``, every message it sends and receives is logged (``Uas.messages_log``)."""
     log = services.workdir / f"uas-{port}.calls"
     messages = services.workdir / f"uas-{port}.messages" if trace_msg else None
     argv = [
@@ -711,7 +709,6 @@ def start_uas(
     ]
     if messages is not None:
         argv += ["-trace_msg", "-message_file", str(messages)]
-    argv += extra
     service = services.add(
         spawn(
             f"uas:{port}",

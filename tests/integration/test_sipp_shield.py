@@ -1,7 +1,8 @@
 """The shield the soaks put in front of their SIPp backends (``bench/sipp_shield.py``):
-what SIPp can take passes, a request too large for SIPp is answered 513 by the shield
-and never reaches SIPp, and neither does the ACK of that 513. Loopback sockets only,
-no SIPp: a plain socket stands in for the backend."""
+what SIPp can take passes both ways, each proxy socket's answers coming back to it; a
+request too large for SIPp is answered 513 by the shield and never reaches SIPp, and
+neither does the ACK of that 513. Loopback sockets only, no SIPp: plain sockets stand
+in for the backend and for two workers of the proxy."""
 
 from __future__ import annotations
 
@@ -91,19 +92,25 @@ def test_what_cannot_be_answered_gets_no_513(message: bytes) -> None:
 class Lab:
     port: int  # the shield's
     backend: socket.socket  # stands for SIPp
-    caller: socket.socket  # stands for the proxy
+    caller: socket.socket  # stands for a proxy worker's socket
+    other: socket.socket  # and for another's
     counts: list[Counts]
 
-    def send(self, data: bytes) -> None:
-        self.caller.sendto(data, ("127.0.0.1", self.port))
+    def send(self, data: bytes, sock: socket.socket | None = None) -> None:
+        (sock or self.caller).sendto(data, ("127.0.0.1", self.port))
+
+
+def received_from(sock: socket.socket, timeout: float) -> tuple[bytes, tuple[str, int]] | None:
+    sock.settimeout(timeout)
+    try:
+        return sock.recvfrom(65_536)
+    except TimeoutError:
+        return None
 
 
 def received(sock: socket.socket, timeout: float) -> bytes | None:
-    sock.settimeout(timeout)
-    try:
-        return sock.recv(65_536)
-    except TimeoutError:
-        return None
+    got = received_from(sock, timeout)
+    return None if got is None else got[0]
 
 
 @pytest.fixture
@@ -111,21 +118,36 @@ def lab() -> Iterator[Lab]:
     listen, to = free_udp_ports(2)
     backend = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     backend.bind(("127.0.0.1", to))
-    caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    caller, other = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
     caller.bind(("127.0.0.1", 0))
+    other.bind(("127.0.0.1", 0))
     stop = threading.Event()
     counts: list[Counts] = []
     thread = threading.Thread(target=lambda: counts.append(shield(listen, to, stop)))
     thread.start()
     try:
         assert wait_until(lambda: udp_bound(listen), 10.0), "the shield did not bind"
-        yield Lab(listen, backend, caller, counts)
+        yield Lab(listen, backend, caller, other, counts)
     finally:
         stop.set()
         thread.join(timeout=10)
-        backend.close()
-        caller.close()
+        for sock in (backend, caller, other):
+            sock.close()
     assert not thread.is_alive(), "the shield did not stop"
+
+
+def test_sipp_answers_each_proxy_socket_through_the_shield(lab: Lab) -> None:
+    answers = []
+    for sock, call in ((lab.caller, b"fuzz-1@"), (lab.other, b"fuzz-2@")):
+        request = invite(2_000).replace(b"fuzz-1@", call)
+        lab.send(request, sock)
+        got = received_from(lab.backend, 5.0)
+        assert got is not None and got[0] == request
+        answers.append((sock, got[1], b"SIP/2.0 180 Ringing\r\ni: " + call + b"\r\n\r\n"))
+    assert answers[0][1] != answers[1][1], "one socket toward SIPp for both proxy sockets"
+    for sock, shield_side, answer in reversed(answers):
+        lab.backend.sendto(answer, shield_side)
+        assert received_from(sock, 5.0) == (answer, ("127.0.0.1", lab.port))
 
 
 def test_small_requests_pass_and_large_ones_are_answered_without_reaching_sipp(lab: Lab) -> None:

@@ -4,14 +4,13 @@ the stateful balancer built by kcc, with two workers.
 ``examples/stateful_rr.cfg`` runs as the proxy kcc builds (``children=2``) in front of
 two SIPp UAS backends, each behind a shield (``bench/sipp_shield.py``) that keeps from
 it the datagrams of 20,490 bytes or more, which overflow a buffer of SIPp's and kill
-it (the proxy still relays them; the backend's replies go straight to the proxy,
-``-rsa``). While a SIPp UAC places ``CALLS`` valid calls (INVITE,
-100/180/200, ACK and BYE loose-routed through the proxy; SIPp's retransmissions on, as
-a real caller's, a source port per call so both workers take calls),
-``bench/sipfuzz.py`` sends ``DATAGRAMS`` fuzzed datagrams (the torture corpus and a
-SIPp call's messages, with byte flips, truncation, duplicated headers, bad
-Content-Length, deep comma lists, NULs, bad UTF-8, oversize datagrams) from four
-sockets to the proxy's port. Checked afterwards:
+it (the proxy still relays them; the shield answers them 513). While a SIPp UAC
+places ``CALLS`` valid calls (INVITE, 100/180/200, ACK and BYE loose-routed through
+the proxy; SIPp's retransmissions on, as a real caller's, a source port per call so
+both workers take calls), ``bench/sipfuzz.py`` sends ``DATAGRAMS`` fuzzed datagrams
+(the torture corpus and a SIPp call's messages, with byte flips, truncation,
+duplicated headers, bad Content-Length, deep comma lists, NULs, bad UTF-8, oversize
+datagrams) from four sockets to the proxy's port. Checked afterwards:
 
 - no worker restarted: the supervisor's children have the same PIDs, and the log has
   no ``restarting it`` line;
@@ -108,14 +107,13 @@ def start_shield(services: Services, listen: int, uas: Uas) -> Service:
 
 
 def test_fuzzed_datagrams_with_valid_calls(services: Services) -> None:
-    *ports, proxy_port = free_udp_ports(5)
+    ports = free_udp_ports(4)
     shield_ports, uas_ports = ports[:2], ports[2:]
-    replies_to_proxy = ["-rsa", f"127.0.0.1:{proxy_port}"]
-    uases = [start_uas(services, port, "uas_rr.xml", extra=replies_to_proxy) for port in uas_ports]
+    uases = [start_uas(services, port, "uas_rr.xml") for port in uas_ports]
     shields = [
         start_shield(services, listen, uas) for listen, uas in zip(shield_ports, uases, strict=True)
     ]
-    proxy = start_proxy(services, "kcc", "stateful_rr", shield_ports, children=2, port=proxy_port)
+    proxy = start_proxy(services, "kcc", "stateful_rr", shield_ports, children=2)
     workers = worker_pids(proxy.service.pid)
     assert len(workers) == 2, f"expected two workers: {workers}\n{proxy.service.log_tail()}"
 
