@@ -3,10 +3,10 @@
     python bench/sipp_shield.py --listen PORT --to SIPP_PORT
 
 Passes the datagrams between a proxy that sends to 127.0.0.1:``PORT`` and the SIPp
-backend on 127.0.0.1:``SIPP_PORT``, both ways, except those SIPp cannot take: a request of
-:data:`SIPP_SAFE_SIZE` bytes or more is answered ``513 Message Too Large`` by the
-shield itself, as a UAS that cannot take it would (RFC 3261 §21.5.14), and the ACK of
-that answer is not passed on; anything else that large is dropped.
+backend on 127.0.0.1:``SIPP_PORT``, both ways, except those SIPp cannot take: a
+request of :data:`SIPP_SAFE_SIZE` bytes or more is answered ``513 Message Too Large``
+by the shield itself, as a UAS that cannot take it would (RFC 3261 §21.5.14), and the
+ACK of that answer is not passed on; anything else that large is dropped.
 
 Why: SIPp 3.6 copies a header's values (every line of that name, joined by ", ") into
 a static buffer of ``MAX_HEADER_LEN * 10`` = 20,490 bytes without checking the length

@@ -60,9 +60,9 @@ counts the shared pages (code, libraries) once per process, which dilutes a work
 growth, and PSS does not; but both are measured from the warm-up's baseline, and PSS
 follows how high the warm-up's bursts happened to reach: runs that ended within 2 MB
 of one another (56.6-58.3 MB of PSS, after one or three million datagrams) measured
-from +4.2 % to +14.9 %. A leak shows in the 10-second trace (it climbs instead of staying flat) and
-in the end state (higher after three million datagrams than after one):
-``docs/architecture.md``.
+from +4.2 % to +14.9 %. A leak shows in the 10-second trace (it climbs instead of
+staying flat) and in the end state (higher after three million datagrams than after
+one): ``docs/architecture.md``.
 A failed call is counted by SIPp's reason (unexpected message, retransmissions
 exhausted...), and after a failure the working directory is kept, its path printed:
 the proxy's log, SIPp's ``-trace_err`` log of the messages that failed calls, its

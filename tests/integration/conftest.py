@@ -688,11 +688,7 @@ def sipp_base(scenario: str, local_port: int, local_ip: str = "127.0.0.1") -> li
 
 
 def start_uas(
-    services: Services,
-    port: int,
-    scenario: str = "uas.xml",
-    *,
-    trace_msg: bool = False,
+    services: Services, port: int, scenario: str = "uas.xml", *, trace_msg: bool = False
 ) -> Uas:
     """A SIPp backend (``scenarios/<scenario>``) on 127.0.0.1:``port``; with
     ``trace_msg``, every message it sends and receives is logged (``Uas.messages_log``)."""
