@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bench.sipp_shield import SIPP_SAFE_SIZE, TAG, Counts, shield, too_large_reply
+from bench.sipp_shield import SIPP_SAFE_SIZE, TAG, shield, too_large_reply
 from tests.integration.conftest import free_udp_ports, udp_bound, wait_until
 
 
@@ -94,7 +94,6 @@ class Lab:
     backend: socket.socket  # stands for SIPp
     caller: socket.socket  # stands for a proxy worker's socket
     other: socket.socket  # and for another's
-    counts: list[Counts]
 
     def send(self, data: bytes, sock: socket.socket | None = None) -> None:
         (sock or self.caller).sendto(data, ("127.0.0.1", self.port))
@@ -122,12 +121,11 @@ def lab() -> Iterator[Lab]:
     caller.bind(("127.0.0.1", 0))
     other.bind(("127.0.0.1", 0))
     stop = threading.Event()
-    counts: list[Counts] = []
-    thread = threading.Thread(target=lambda: counts.append(shield(listen, to, stop)))
+    thread = threading.Thread(target=shield, args=(listen, to, stop))
     thread.start()
     try:
         assert wait_until(lambda: udp_bound(listen), 10.0), "the shield did not bind"
-        yield Lab(listen, backend, caller, other, counts)
+        yield Lab(listen, backend, caller, other)
     finally:
         stop.set()
         thread.join(timeout=10)
